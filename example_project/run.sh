@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Starts the example: migrates its SQLite database, runs the Logux server (0.13.1, proxy mode)
+# and Django under gunicorn, and prints the URL. Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")"
+export PYTHONPATH="$(cd .. && pwd)${PYTHONPATH:+:$PYTHONPATH}"
+export LOGUX_CONTROL_SECRET="${LOGUX_CONTROL_SECRET:-parole}"
+DJANGO_PORT="${DJANGO_PORT:-8000}"
+LOGUX_PORT="${LOGUX_PORT:-31337}"
+export LOGUX_URL="http://127.0.0.1:${LOGUX_PORT}/"
+
+python manage.py migrate --noinput -v0
+mkdir -p .logs
+LOGUX_BACKEND="http://127.0.0.1:${DJANGO_PORT}/logux/" LOGUX_PORT="$LOGUX_PORT" \
+  node logux_server.mjs > .logs/logux.log 2>&1 &
+LOGUX_PID=$!
+trap 'kill $LOGUX_PID 2>/dev/null || true' EXIT INT TERM
+
+echo "Example running: http://127.0.0.1:${DJANGO_PORT}/  (Logux server ws://127.0.0.1:${LOGUX_PORT}/, log in example_project/.logs/)"
+gunicorn --workers 2 --bind "127.0.0.1:${DJANGO_PORT}" --access-logfile - example.wsgi

@@ -1,0 +1,80 @@
+"""System checks for the LOGUX_SYNC settings (`manage.py check`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+
+from .conf import SETTING_NAME, logux_settings
+from .exceptions import ImproperlyConfigured
+
+HINT_SETTINGS = f"Set it in settings.{SETTING_NAME} (see the README's configuration reference)."
+
+
+@register(Tags.security, "logux_sync")
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E001 secret, E002 auth function, E003 supported range, E004 settings dict, E005 URLs, W001 cache."""
+    from .auth import parse_range
+
+    messages: list[CheckMessage] = []
+    try:
+        _ = logux_settings.user_settings
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), hint=HINT_SETTINGS, id="logux_sync.E004")]
+
+    if not logux_settings.raw("SECRET"):
+        messages.append(
+            Error(
+                "The Logux control secret is not set.",
+                hint="Set LOGUX_SYNC['SECRET'] or the LOGUX_CONTROL_SECRET environment variable "
+                "to the Logux server's LOGUX_CONTROL_SECRET.",
+                id="logux_sync.E001",
+            )
+        )
+    try:
+        function = logux_settings.AUTH_FUNCTION
+        if not callable(function):
+            raise ImproperlyConfigured(f"{SETTING_NAME}['AUTH_FUNCTION'] is not callable")
+    except ImproperlyConfigured as exc:
+        messages.append(
+            Error(
+                str(exc),
+                hint="Give the dotted path of a function auth(user_id, token, cookie, headers) -> bool.",
+                id="logux_sync.E002",
+            )
+        )
+    supports = logux_settings.raw("SUPPORTS")
+    try:
+        parse_range(str(supports))
+    except ValueError as exc:
+        messages.append(
+            Error(
+                f"{SETTING_NAME}['SUPPORTS'] = {supports!r} is not an npm version range: {exc}",
+                hint="Use an npm range such as '^1.0.0' or '>=1.2.0 <3.0.0'.",
+                id="logux_sync.E003",
+            )
+        )
+    urls = logux_settings.URLS
+    bad = [u for u in urls if not str(u).startswith(("http://", "https://"))]
+    if not urls or bad:
+        messages.append(
+            Error(
+                f"{SETTING_NAME}['URLS'] must list http(s) URLs of Logux servers; got {urls!r}.",
+                hint="For example 'http://127.0.0.1:31337/'.",
+                id="logux_sync.E005",
+            )
+        )
+    alias = logux_settings.CACHE
+    backend = settings.CACHES.get(alias, {}).get("BACKEND", "")
+    if backend.endswith(("LocMemCache", "DummyCache")):
+        messages.append(
+            Warning(
+                f"The '{alias}' cache ({backend.rsplit('.', 1)[-1]}) is not shared between processes, "
+                "so each worker counts wrong Logux secrets on its own.",
+                hint="Point LOGUX_SYNC['CACHE'] at a Redis, Memcached, database or file cache.",
+                id="logux_sync.W001",
+            )
+        )
+    return messages

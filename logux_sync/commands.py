@@ -1,0 +1,153 @@
+"""Handler base classes: apps subclass ActionCommand and ChannelCommand and register them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .protocol import Action, Meta, RawMeta, normalize_resend
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
+
+LoadResult = Action | list[Action] | list[tuple[Action, RawMeta]] | list[list[Any]] | None
+
+
+def load_user(user_id: str | None) -> AbstractBaseUser | AnonymousUser:
+    """The Django user whose primary key is the Logux user id, or AnonymousUser."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import AnonymousUser
+    from django.core.exceptions import ValidationError
+
+    if not user_id or user_id == "false":
+        return AnonymousUser()
+    model = get_user_model()
+    try:
+        user = model._default_manager.filter(pk=user_id).first()
+    except (ValueError, TypeError, ValidationError):
+        user = None
+    if user is None or not getattr(user, "is_active", True):
+        return AnonymousUser()
+    return user
+
+
+class BaseCommand:
+    """What every handler gets: the action, its parsed meta, the client's headers and the user."""
+
+    def __init__(self, action: Action, meta: Meta, headers: Mapping[str, Any] | None = None):
+        self._action = action
+        self._meta = meta
+        self._headers = dict(headers or {})
+
+    @property
+    def action(self) -> Action:
+        return self._action
+
+    @property
+    def meta(self) -> Meta:
+        return self._meta
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        """The headers the client set with `client.node.setLocalHeaders()`."""
+        return self._headers
+
+    @property
+    def user_id(self) -> str | None:
+        return self._meta.user_id
+
+    @cached_property
+    def user(self) -> AbstractBaseUser | AnonymousUser:
+        """The action's author as a Django user, loaded on first use."""
+        return load_user(self._meta.user_id)
+
+    def access(self, action: Action, meta: Meta) -> bool:
+        """May the author do this? Deny by default."""
+        return False
+
+    def finally_(self, action: Action, meta: Meta) -> None:
+        """Runs last, whatever happened (Logux's `finally`)."""
+
+    # Talking back to the Logux server from inside a handler.
+
+    def send_back(self, action: Action, meta: RawMeta | None = None) -> None:
+        """Send an action to the author's client (Logux's `sendBack`)."""
+        from .client import send_back
+
+        send_back(self._meta, action, meta)
+
+    def undo(self, reason: str = "error", extra: Mapping[str, Any] | None = None) -> None:
+        """Revert the author's action on its clients with `logux/undo` right now."""
+        from .client import undo
+
+        undo(self._action, self._meta, reason, extra)
+
+
+class ActionCommand(BaseCommand):
+    """Handles one action type: `resend`, `access`, `process`, `finally_`."""
+
+    action_type: ClassVar[str]
+
+    def resend(self, action: Action, meta: Meta) -> Any:
+        """Where the Logux server should also send the action: a list of channels or a dict
+        with `channels`, `users`, `clients`, `nodes`. Nothing by default."""
+        return None
+
+    def process(self, action: Action, meta: Meta) -> None:
+        """Apply the action. Does nothing by default."""
+
+    def resend_targets(self) -> dict[str, list[str]]:
+        return normalize_resend(self.resend(self._action, self._meta))
+
+
+_PARAM = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def compile_channel_pattern(pattern: str) -> re.Pattern[str]:
+    """`users/:id` (Logux style) or a regular expression (starts with `^`) to a compiled regex."""
+    if pattern.startswith("^"):
+        return re.compile(pattern)
+    parts = _PARAM.split(pattern)
+    regex = "".join(f"(?P<{part}>[^/]+)" if i % 2 else re.escape(part) for i, part in enumerate(parts))
+    return re.compile(f"^{regex}$")
+
+
+class ChannelCommand(BaseCommand):
+    """Handles subscriptions to channels matching `channel_pattern`: `access`, `load`, `finally_`."""
+
+    channel_pattern: ClassVar[str]
+    _channel_regex: ClassVar[re.Pattern[str]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        pattern = cls.__dict__.get("channel_pattern")
+        if isinstance(pattern, str):
+            cls._channel_regex = compile_channel_pattern(pattern)
+
+    def __init__(self, action: Action, meta: Meta, headers: Mapping[str, Any] | None = None):
+        super().__init__(action, meta, headers)
+        self.channel: str = action["channel"]
+        match = self.match(self.channel)
+        self.params: dict[str, str] = match.groupdict() if match else {}
+
+    @classmethod
+    def match(cls, channel: str) -> re.Match[str] | None:
+        return cls._channel_regex.match(channel)
+
+    @property
+    def since(self) -> dict[str, Any] | None:
+        """`{id, time}` of the last action the client has, when it resubscribes."""
+        since = self._action.get("since")
+        return since if isinstance(since, dict) else None
+
+    @property
+    def filter(self) -> dict[str, Any] | None:
+        value = self._action.get("filter")
+        return value if isinstance(value, dict) else None
+
+    def load(self, action: Action, meta: Meta) -> LoadResult:
+        """Actions for the new subscriber: one action, a list, or `[action, meta]` pairs."""
+        return None

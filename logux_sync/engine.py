@@ -1,0 +1,190 @@
+"""Runs parsed commands through the registered handlers and yields protocol answers as they happen."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Iterator
+from typing import Any
+
+from .commands import ActionCommand, BaseCommand, ChannelCommand, LoadResult
+from .conf import logux_settings
+from .exceptions import LoguxProxyException, Undo, WrongLoadResult
+from .protocol import (
+    ActionCommandData,
+    AuthCommand,
+    BadCommand,
+    Command,
+    Meta,
+    RawMeta,
+    answer,
+    auth_answer,
+)
+from .registry import Dispatcher, logux
+
+logger = logging.getLogger("logux_sync")
+
+Answer = dict[str, Any]
+
+
+def error_details(exc: BaseException) -> str:
+    """What an `error` answer says: the message, plus the traceback when ERROR_TRACEBACKS is on."""
+    if isinstance(exc, LoguxProxyException):
+        text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    if logux_settings.ERROR_TRACEBACKS:
+        text = "".join(traceback.format_exception(exc))
+    return text
+
+
+def _error(id: str, exc: BaseException, where: str) -> Answer:
+    if not isinstance(exc, LoguxProxyException):
+        logger.error("logux_sync: %s failed for %s", where, id, exc_info=exc)
+    return answer("error", id, details=error_details(exc))
+
+
+def run_auth(command: AuthCommand) -> Iterator[Answer]:
+    from .auth import subprotocol_supported
+
+    supports = logux_settings.SUPPORTS
+    if not subprotocol_supported(command.subprotocol, supports):
+        yield auth_answer("wrongSubprotocol", command.auth_id, supported=supports)
+        return
+    try:
+        ok = logux_settings.auth_function(command.user_id, command.token, command.cookie, command.headers)
+    except Exception as exc:
+        if not isinstance(exc, LoguxProxyException):
+            logger.error("logux_sync: auth failed for user %r", command.user_id, exc_info=exc)
+        yield auth_answer("error", command.auth_id, details=error_details(exc))
+        return
+    if ok:
+        yield auth_answer("authenticated", command.auth_id, subprotocol=logux_settings.SUBPROTOCOL)
+    else:
+        yield auth_answer("denied", command.auth_id)
+
+
+def _undo_answer(handler: BaseCommand, undo: Undo) -> Answer:
+    meta = handler.meta
+    action = {**undo.extra, "action": handler.action, "id": meta.id, "reason": undo.reason, "type": "logux/undo"}
+    return answer("action", meta.id, action=action, meta={"clients": [meta.client_id]})
+
+
+def _finally(handler: BaseCommand) -> None:
+    try:
+        handler.finally_(handler.action, handler.meta)
+    except Exception:
+        logger.exception("logux_sync: finally_() failed for %s", handler.meta.id)
+
+
+def _access(handler: BaseCommand) -> Answer:
+    id = handler.meta.id
+    try:
+        allowed = handler.access(handler.action, handler.meta)
+    except Undo:
+        allowed = False
+    except Exception as exc:
+        return _error(id, exc, "access()")
+    return answer("approved" if allowed else "forbidden", id)
+
+
+def run_action(command: ActionCommandData, dispatcher: Dispatcher = logux) -> Iterator[Answer]:
+    action, meta = command.action, command.meta
+    handler_class = dispatcher.actions.find(action["type"])
+    if handler_class is None:
+        yield answer("unknownAction", meta.id)
+        return
+    handler: ActionCommand = handler_class(action, meta, command.headers)
+    try:
+        try:
+            targets = handler.resend_targets()
+        except Exception as exc:
+            yield _error(meta.id, exc, "resend()")
+            return
+        if targets:
+            yield answer("resend", meta.id, **targets)
+        access = _access(handler)
+        yield access
+        if access["answer"] != "approved":
+            return
+        try:
+            handler.process(action, meta)
+        except Undo as undo:
+            yield _undo_answer(handler, undo)
+        except Exception as exc:
+            yield _error(meta.id, exc, "process()")
+            return
+        yield answer("processed", meta.id)
+    finally:
+        _finally(handler)
+
+
+def normalize_load(result: LoadResult, meta: Meta) -> list[tuple[dict[str, Any], RawMeta]]:
+    """load() may return an action, a list of actions, or `[action, meta]` pairs."""
+    if not result:
+        return []
+    if isinstance(result, dict):
+        result = [result]
+    if not isinstance(result, (list, tuple)):
+        raise WrongLoadResult(f"load() returned {type(result).__name__}; expected an action, a list or pairs")
+    pairs: list[tuple[dict[str, Any], RawMeta]] = []
+    for item in result:
+        extra: RawMeta
+        if isinstance(item, dict):
+            action, extra = item, {}
+        elif isinstance(item, (list, tuple)) and len(item) == 2 and all(isinstance(x, dict) for x in item):
+            action, extra = item[0], item[1]
+        else:
+            raise WrongLoadResult(f"load() returned {item!r}; items must be actions or [action, meta] pairs")
+        if not isinstance(action.get("type"), str):
+            raise WrongLoadResult(f"load() returned an action without a string type: {action!r}")
+        pairs.append((action, {"nodes": [meta.node_id], **extra}))
+    return pairs
+
+
+def run_subscribe(command: ActionCommandData, dispatcher: Dispatcher = logux) -> Iterator[Answer]:
+    action, meta = command.action, command.meta
+    channel = action.get("channel")
+    handler_class = dispatcher.channels.find(channel) if isinstance(channel, str) else None
+    if handler_class is None:
+        yield answer("unknownChannel", meta.id)
+        return
+    handler: ChannelCommand = handler_class(action, meta, command.headers)
+    try:
+        access = _access(handler)
+        yield access
+        if access["answer"] != "approved":
+            return
+        try:
+            loaded = normalize_load(handler.load(action, meta), meta)
+        except Undo as undo:
+            yield _undo_answer(handler, undo)
+        except Exception as exc:
+            yield _error(meta.id, exc, "load()")
+            return
+        else:
+            for loaded_action, loaded_meta in loaded:
+                yield answer("action", meta.id, action=loaded_action, meta=loaded_meta)
+        yield answer("processed", meta.id)
+    finally:
+        _finally(handler)
+
+
+def run_command(command: Command, dispatcher: Dispatcher = logux) -> Iterator[Answer]:
+    """Every answer one command produces, in protocol order; a failure never escapes."""
+    if isinstance(command, BadCommand):
+        yield {"answer": "error", command.key: command.value, "details": command.details}
+        return
+    try:
+        if isinstance(command, AuthCommand):
+            yield from run_auth(command)
+        elif command.is_subscribe:
+            yield from run_subscribe(command, dispatcher)
+        else:
+            yield from run_action(command, dispatcher)
+    except Exception as exc:  # a handler's constructor or our own bug: still one answer, no 500
+        logger.error("logux_sync: command failed", exc_info=exc)
+        if isinstance(command, AuthCommand):
+            yield auth_answer("error", command.auth_id, details=error_details(exc))
+        else:
+            yield answer("error", command.meta.id, details=error_details(exc))

@@ -1,0 +1,97 @@
+"""The one endpoint the Logux server calls: validate, check the secret, stream the answers."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Iterator
+
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.csrf import csrf_exempt
+
+from . import throttle
+from .conf import logux_settings
+from .engine import run_command
+from .protocol import (
+    PROTOCOL_VERSION,
+    TOO_MANY_ATTEMPTS,
+    WRONG_SECRET,
+    WRONG_VERSION,
+    Command,
+    ProtocolError,
+    dumps,
+    parse_body,
+    parse_command,
+)
+from .registry import Dispatcher, logux
+
+logger = logging.getLogger("logux_sync")
+
+
+def _text(status: int, body: str) -> HttpResponse:
+    return HttpResponse(body, status=status, content_type="text/plain; charset=utf-8")
+
+
+def stream_answers(commands: list[Command], dispatcher: Dispatcher) -> Iterator[bytes]:
+    """One JSON array, written answer by answer so the Logux server can act on each at once."""
+    yield b"["
+    first = True
+    for command in commands:
+        for item in run_command(command, dispatcher):
+            yield (b"" if first else b",") + dumps(item).encode()
+            first = False
+    yield b"]"
+
+
+def secret_matches(given: str, expected: str) -> bool:
+    """Compare in constant time."""
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class LoguxView(View):
+    """POST-only endpoint speaking Logux back-end protocol v4."""
+
+    http_method_names = ["post"]
+    dispatcher: Dispatcher = logux
+
+    def post(self, request: HttpRequest) -> HttpResponseBase:
+        limit = logux_settings.MAX_BODY_SIZE
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            return _text(413, "Body is too large")
+        raw = request.read(limit + 1)
+        if len(raw) > limit:
+            return _text(413, "Body is too large")
+        try:
+            body = parse_body(raw)
+        except ProtocolError as exc:
+            return _text(400, str(exc))
+        if body.version != PROTOCOL_VERSION:
+            return _text(400, WRONG_VERSION)
+        ip = request.META.get("REMOTE_ADDR", "")
+        if throttle.is_locked(ip):
+            return _text(429, TOO_MANY_ATTEMPTS)
+        expected = logux_settings.SECRET
+        if not expected:
+            logger.error("logux_sync: LOGUX_SYNC['SECRET'] is not set; refusing the Logux server")
+            return _text(503, "Logux secret is not configured on the back end")
+        if not secret_matches(body.secret, expected):
+            throttle.remember_wrong_secret(ip)
+            logger.warning("logux_sync: wrong secret from %s", ip)
+            return _text(403, WRONG_SECRET)
+        if len(body.commands) > logux_settings.MAX_COMMANDS:
+            return _text(400, f"Too many commands (at most {logux_settings.MAX_COMMANDS})")
+        try:
+            commands = [parse_command(raw_command) for raw_command in body.commands]
+        except ProtocolError as exc:
+            return _text(400, f"Wrong command: {exc}")
+        response = StreamingHttpResponse(stream_answers(commands, self.dispatcher), content_type="application/json")
+        response["Cache-Control"] = "no-store"
+        return response

@@ -1,0 +1,100 @@
+"""Start and stop the real servers end-to-end tests talk to: gunicorn serving the example project,
+and the Logux server. Every process logs to a file under test-artifacts/ and is stopped by its test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "example_project"
+ARTIFACTS = ROOT / "test-artifacts"
+NODE = shutil.which("node") or "node"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode}; log {log}:\n{log.read_text()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {port} after {timeout}s; log {log}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+@contextmanager
+def started(args: list[str], env: dict[str, str], port: int, log_name: str, cwd: Path) -> Iterator[None]:
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = ARTIFACTS / log_name
+    with log.open("wb") as out:
+        process = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_port(port, process, log)
+        yield
+    finally:
+        stop(process)
+
+
+def example_env(tmp: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.update(
+        PYTHONPATH=str(ROOT),
+        DJANGO_SETTINGS_MODULE="example.settings",
+        DJANGO_DEBUG="0",
+        EXAMPLE_DB=str(tmp / "db.sqlite3"),
+        EXAMPLE_CACHE_DIR=str(tmp / "cache"),
+        LOGUX_CONTROL_SECRET="parole",
+    )
+    env.update(extra)
+    return env
+
+
+def migrate(env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=EXAMPLE, env=env, check=True)
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], workers: int = 2, name: str = "gunicorn") -> Iterator[str]:
+    """Serve the example project; yields its Logux endpoint URL."""
+    port = free_port()
+    args = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}"]
+    args += ["--access-logfile", "-", "example.wsgi"]
+    with started(args, env, port, f"{name}.log", EXAMPLE):
+        yield f"http://127.0.0.1:{port}/logux/"
+
+
+@contextmanager
+def logux_server(backend: str, port: int | None = None, name: str = "logux") -> Iterator[int]:
+    """Run @logux/server 0.13.1 in proxy mode in front of `backend`; yields its port."""
+    port = port or free_port()
+    env = dict(os.environ, LOGUX_BACKEND=backend, LOGUX_CONTROL_SECRET="parole", LOGUX_PORT=str(port))
+    with started([NODE, str(EXAMPLE / "logux_server.mjs")], env, port, f"{name}.log", ROOT):
+        yield port
