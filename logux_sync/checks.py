@@ -47,7 +47,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         )
     supports = logux_settings.raw("SUPPORTS")
     try:
-        parse_range(str(supports))
+        # Not str(): the auth command parses the raw value, so a number here crashes every auth.
+        if not isinstance(supports, str):
+            raise ValueError(f"expected a string, not {type(supports).__name__}")
+        parse_range(supports)
     except ValueError as exc:
         messages.append(
             Error(
