@@ -92,3 +92,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"logux_sync": {"handlers": ["console"], "level": "WARNING"}},
 }
+
+# Handlers only the end-to-end tests need (a slow action); off unless the tests ask for them.
+if os.environ.get("EXAMPLE_TEST_SUPPORT") == "1":
+    INSTALLED_APPS.append("testsupport")
