@@ -8,12 +8,14 @@ from .commands import ActionCommand, ChannelCommand
 from .exceptions import LoguxProxyException, Undo
 from .protocol import Action, Meta, is_first_older
 from .registry import actions, channels, logux, register
+from .sync.broadcast import muted
 
 __all__ = [
     "Action",
     "ActionCommand",
     "ChannelCommand",
     "LoguxProxyException",
+    "LoguxSynced",
     "Meta",
     "Undo",
     "actions",
@@ -23,7 +25,17 @@ __all__ = [
     "is_first_older",
     "logux",
     "make_token",
+    "muted",
     "register",
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # A model class can only be defined once Django's app registry is ready: import it on first use.
+    if name == "LoguxSynced":
+        from .sync.models import LoguxSynced
+
+        return LoguxSynced
+    raise AttributeError(f"module 'logux_sync' has no attribute {name!r}")

@@ -37,8 +37,10 @@ DEFAULTS: dict[str, Any] = {
     # Largest accepted request body in bytes, and most commands in one request.
     "MAX_BODY_SIZE": 1024 * 1024,
     "MAX_COMMANDS": 100,
-    # Put the handler's traceback into `error` answers (the Logux server logs them).
+    # Put the handler's traceback into `error` answers (the Logux server logs them); None follows DEBUG.
     "ERROR_TRACEBACKS": None,
+    # Model sync: False stops synced models from sending anything (checked at every save).
+    "SYNC_ENABLED": True,
 }
 
 ENV_FALLBACKS = {"SECRET": "LOGUX_CONTROL_SECRET", "URLS": "LOGUX_URL"}

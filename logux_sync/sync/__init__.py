@@ -1,0 +1,1 @@
+"""Model sync: `LoguxSynced` models live in every subscribed browser as Logux SyncMaps."""

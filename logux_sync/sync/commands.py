@@ -1,0 +1,252 @@
+"""Generic SyncMap handlers every synced model gets: create/change/delete and its channels."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from ..commands import ActionCommand, ChannelCommand
+from ..exceptions import Undo
+from ..protocol import Action, Meta, RawMeta
+from .clocks import clock_meta, is_newer
+from .models import LoguxSynced
+from .options import LoguxOptions, WireError
+from .subscriptions import remember
+
+
+def _edit_meta(meta: Meta) -> dict[str, Any]:
+    return {"id": meta.id, "time": meta.time, "client": meta.client_id}
+
+
+def _invalid(error: ValidationError) -> Undo:
+    detail = error.message_dict if hasattr(error, "error_dict") else {"__all__": error.messages}
+    return Undo("invalid", errors={k: [str(m) for m in v] for k, v in detail.items()})
+
+
+class SyncedAction(ActionCommand):
+    """Base of the generic create/change/delete handlers of one model."""
+
+    model: ClassVar[type[LoguxSynced]]
+
+    @property
+    def opts(self) -> LoguxOptions:
+        return self.model._logux
+
+    def wire_id(self, action: Action) -> Any:
+        return self.opts.python_id(action.get("id"))
+
+    def wire_fields(self, action: Action) -> dict[str, Any]:
+        fields = action.get("fields", {})
+        if not isinstance(fields, dict):
+            raise WireError("fields must be an object")
+        unknown = sorted(set(fields) - set(self.opts.fields))
+        if unknown:
+            raise WireError(f"not synced fields: {', '.join(unknown)}")
+        return fields
+
+    def python_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
+        return {self.opts.field(name).attname: self.opts.python_value(name, v) for name, v in fields.items()}
+
+    def get(self, pk: Any, lock: bool = False) -> LoguxSynced | None:
+        qs = self.model._default_manager.all()
+        if lock:
+            qs = qs.select_for_update()
+        return qs.filter(pk=pk).first()
+
+    def validate(self, obj: LoguxSynced, fields: Iterable[str] | None = None) -> None:
+        exclude = None if fields is None else [f.name for f in obj._meta.fields if f.name not in set(fields)]
+        try:
+            obj.full_clean(exclude=exclude, validate_unique=fields is None)
+        except ValidationError as error:
+            raise _invalid(error) from None
+
+    def apply_change(self, obj: LoguxSynced, fields: dict[str, Any], meta: Meta) -> None:
+        """Apply the fields whose edit is newer than the field's clock (last write wins), then save."""
+        clocks = obj.logux_clocks or {}
+        won = {name: value for name, value in fields.items() if is_newer(meta, clocks.get(name))}
+        if not won:
+            return  # an older edit arriving late changes nothing and is not broadcast
+        for attname, value in self.python_fields(won).items():
+            setattr(obj, attname, value)
+        self.validate(obj, won)
+        obj._logux_meta = _edit_meta(meta)  # type: ignore[attr-defined]
+        obj._logux_fields = list(won)  # type: ignore[attr-defined]
+        obj.save(update_fields=[self.opts.field(n).attname for n in won])
+
+
+class CreateAction(SyncedAction):
+    def access(self, action: Action, meta: Meta) -> bool:
+        try:
+            self.wire_id(action)
+            fields = self.wire_fields(action)
+        except WireError:
+            return False
+        return self.model.logux_can_create(self.user, fields)
+
+    def process(self, action: Action, meta: Meta) -> None:
+        try:
+            pk, fields = self.wire_id(action), self.wire_fields(action)
+            python = self.python_fields(fields)
+        except WireError as error:
+            raise Undo("invalid", errors={"__all__": [str(error)]}) from None
+        with transaction.atomic():
+            existing = self.get(pk, lock=True)
+            if existing is not None:  # the create was delivered again, or raced: merge as a change
+                self.apply_change(existing, fields, meta)
+                return
+            obj = self.model(**python)
+            obj.pk = pk
+            self.validate(obj)
+            obj._logux_meta = _edit_meta(meta)  # type: ignore[attr-defined]
+            obj.save(force_insert=True)
+
+
+class ChangeAction(SyncedAction):
+    def access(self, action: Action, meta: Meta) -> bool:
+        try:
+            pk, fields = self.wire_id(action), self.wire_fields(action)
+        except WireError:
+            return False
+        obj = self.get(pk)
+        if obj is None:
+            return bool(self.user.is_authenticated)  # process() answers notFound
+        if not obj.logux_can_read(self.user):
+            return False
+        allowed = obj.logux_can_change(self.user, fields)
+        if isinstance(allowed, bool):
+            return allowed
+        return set(fields) <= set(allowed)
+
+    def process(self, action: Action, meta: Meta) -> None:
+        try:
+            pk, fields = self.wire_id(action), self.wire_fields(action)
+            self.python_fields(fields)
+        except WireError as error:
+            raise Undo("invalid", errors={"__all__": [str(error)]}) from None
+        with transaction.atomic():
+            obj = self.get(pk, lock=True)
+            if obj is None:
+                raise Undo("notFound")
+            self.apply_change(obj, fields, meta)
+
+
+class DeleteAction(SyncedAction):
+    def access(self, action: Action, meta: Meta) -> bool:
+        try:
+            pk = self.wire_id(action)
+        except WireError:
+            return False
+        obj = self.get(pk)
+        if obj is None:
+            return bool(self.user.is_authenticated)  # deleting twice is harmless
+        return obj.logux_can_read(self.user) and obj.logux_can_delete(self.user)
+
+    def process(self, action: Action, meta: Meta) -> None:
+        with transaction.atomic():
+            obj = self.get(self.wire_id(action), lock=True)
+            if obj is not None:
+                obj._logux_meta = _edit_meta(meta)  # type: ignore[attr-defined]
+                obj.delete()
+
+
+# ---- channels ----------------------------------------------------------------------------
+
+
+def snapshot(opts: LoguxOptions, obj: LoguxSynced, since: float | None = None) -> list[tuple[Action, RawMeta]]:
+    """A row as `<plural>/changed` actions, its fields grouped by the time they last changed."""
+    clocks = obj.logux_clocks or {}
+    groups: dict[tuple[float, str], dict[str, Any]] = {}
+    for name in opts.fields:
+        clock = clock_meta(clocks.get(name)) or {"time": 0, "id": ""}
+        if since is not None and clock["time"] < since:
+            continue
+        groups.setdefault((clock["time"], clock["id"]), {})[name] = opts.wire_value(obj, name)
+    pairs: list[tuple[Action, RawMeta]] = []
+    for (time, _), fields in sorted(groups.items(), key=lambda item: item[0][0]):
+        action = {"type": f"{opts.plural}/changed", "id": opts.wire_id(obj), "fields": fields}
+        pairs.append((action, {"time": time} if time else {}))
+    return pairs
+
+
+class SyncedChannel(ChannelCommand):
+    model: ClassVar[type[LoguxSynced]]
+
+    @property
+    def opts(self) -> LoguxOptions:
+        return self.model._logux
+
+    def since_time(self) -> float | None:
+        since = self.since
+        time = since.get("time") if since else None
+        return time if isinstance(time, (int, float)) and not isinstance(time, bool) else None
+
+
+class RowChannel(SyncedChannel):
+    """`<plural>/<id>`: one row, for `syncMapTemplate` stores."""
+
+    def _obj(self) -> LoguxSynced | None:
+        if not hasattr(self, "_cached_obj"):
+            pk = self.opts.python_id(self.params["id"])
+            self._cached_obj = self.model._default_manager.filter(pk=pk).first()
+        return self._cached_obj
+
+    def access(self, action: Action, meta: Meta) -> bool:
+        try:
+            obj = self._obj()
+        except WireError:
+            return False
+        if obj is None:
+            return bool(self.user.is_authenticated)  # load() answers notFound, or nothing when creating
+        return obj.logux_can_read(self.user)
+
+    def load(self, action: Action, meta: Meta) -> list[tuple[Action, RawMeta]]:
+        obj = self._obj()
+        if obj is None:
+            if action.get("creating"):
+                return []
+            raise Undo("notFound")
+        if action.get("creating"):
+            return []
+        return snapshot(self.opts, obj, self.since_time())
+
+
+class ListChannel(SyncedChannel):
+    """`<plural>` with a filter (`createFilter`) or a derived channel such as `projects/<id>/tasks`."""
+
+    remember_node: ClassVar[bool] = True
+
+    def wire_filter(self) -> dict[str, Any]:
+        return self.opts.normalize_filter(self.filter)
+
+    def access(self, action: Action, meta: Meta) -> bool:
+        try:
+            wire_filter = self.wire_filter()
+        except WireError:
+            return False
+        return self.model.logux_can_subscribe(self.user, wire_filter, self.channel)
+
+    def load(self, action: Action, meta: Meta) -> list[tuple[Action, RawMeta]]:
+        opts = self.opts
+        wire_filter = self.wire_filter()
+        if self.remember_node:
+            remember(opts.plural, meta.node_id, meta.user_id, wire_filter, opts.subscription_ttl)
+        since = self.since_time()
+        pairs: list[tuple[Action, RawMeta]] = []
+        for obj in self.model._default_manager.filter(**opts.orm_filter(wire_filter)).order_by("pk"):
+            if not obj.logux_can_read(self.user):
+                continue
+            if self.remember_node:
+                # The client then skips its own per-row subscribe; changes reach it by node instead.
+                pairs.append(({"type": "logux/subscribed", "channel": opts.row_channel(opts.wire_id(obj))}, {}))
+            pairs.extend(snapshot(opts, obj, since))
+        return pairs
+
+
+class DerivedChannel(ListChannel):
+    remember_node = False
+
+    def wire_filter(self) -> dict[str, Any]:
+        return self.opts.normalize_filter(dict(self.params))

@@ -1,0 +1,259 @@
+"""The `LoguxSynced` mixin, its queryset, and the remembered filter subscriptions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from django.db import models, transaction
+from django.db.models.signals import class_prepared
+from model_utils import FieldTracker
+
+from . import broadcast
+from .clocks import clock_of, server_meta
+from .options import LoguxOptions, to_wire
+
+TRACKER = "_logux_tracker"
+
+
+def _obj_stamp(obj: LoguxSynced) -> dict[str, Any]:
+    """The meta of the edit being saved: the client's (set once by the generic commands) or a fresh
+    server one for ORM, admin and shell edits."""
+    meta = obj.__dict__.pop("_logux_meta", None)
+    return dict(meta) if meta else server_meta()
+
+
+class LoguxSyncedQuerySet(models.QuerySet[Any]):
+    """Queryset paths that skip signals (`update`, `bulk_create`, `bulk_update`) still sync."""
+
+    def _opts(self) -> LoguxOptions:
+        return self.model._logux  # type: ignore[no-any-return]
+
+    def update(self, **kwargs: Any) -> int:
+        opts = self._opts()
+        touched = [name for name in opts.fields if opts.field(name).attname in kwargs or name in kwargs]
+        if not touched or broadcast.is_muted():
+            return super().update(**kwargs)
+        with transaction.atomic(using=self.db, savepoint=False):
+            before = {obj.pk: obj for obj in self.select_for_update().only(opts.id_field.attname, *opts.fields)}
+            if not before:
+                return 0
+            count = super().update(**kwargs)
+            after = list(self.model._base_manager.using(self.db).filter(pk__in=list(before)))
+            meta = server_meta()
+            changed_rows = []
+            for obj in after:
+                old = opts.wire_fields(before[obj.pk])
+                new = opts.wire_fields(obj)
+                changed = [name for name in opts.fields if old[name] != new[name]]
+                if not changed:
+                    continue
+                clocks = dict(obj.logux_clocks or {})
+                clocks.update({name: clock_of(meta) for name in changed})
+                obj.logux_clocks = clocks
+                changed_rows.append(obj)
+                broadcast.queue_change(opts, obj, "changed", changed, old, meta, using=self.db)
+            if changed_rows:
+                models.QuerySet.bulk_update(self.model._base_manager.using(self.db), changed_rows, ["logux_clocks"])
+            return count
+
+    def bulk_create(self, objs: Iterable[Any], *args: Any, **kwargs: Any) -> list[Any]:
+        opts = self._opts()
+        objs = list(objs)
+        metas = []
+        for obj in objs:
+            meta = _obj_stamp(obj)
+            obj.logux_clocks = {name: clock_of(meta) for name in opts.fields}
+            metas.append(meta)
+        with transaction.atomic(using=self.db, savepoint=False):
+            created = super().bulk_create(objs, *args, **kwargs)
+            for obj, meta in zip(created, metas, strict=True):
+                broadcast.queue_change(opts, obj, "created", list(opts.fields), None, meta, using=self.db)
+            _reset_trackers(created)
+        return created
+
+    def bulk_update(self, objs: Iterable[Any], fields: Iterable[str], batch_size: int | None = None) -> int:
+        opts = self._opts()
+        objs, fields = list(objs), list(fields)
+        synced = [name for name in fields if name in opts.fields]
+        if not synced or not objs:
+            return super().bulk_update(objs, fields, batch_size=batch_size)
+        with transaction.atomic(using=self.db, savepoint=False):
+            stored = {
+                o.pk: o
+                for o in self.model._base_manager.using(self.db)
+                .select_for_update()
+                .filter(pk__in=[o.pk for o in objs])
+                .only(opts.id_field.attname, "logux_clocks", *opts.fields)
+            }
+            meta = server_meta()
+            for obj in objs:
+                before = stored.get(obj.pk)
+                if before is None:
+                    continue
+                old = opts.wire_fields(before)
+                changed = [name for name in synced if old[name] != opts.wire_value(obj, name)]
+                clocks = dict(before.logux_clocks or {})
+                clocks.update({name: clock_of(meta) for name in changed})
+                obj.logux_clocks = clocks
+                if changed:
+                    broadcast.queue_change(opts, obj, "changed", changed, old, meta, using=self.db)
+            count = super().bulk_update(objs, [*fields, "logux_clocks"], batch_size=batch_size)
+            _reset_trackers(objs)
+            return count
+
+
+def _reset_trackers(objs: Iterable[Any]) -> None:
+    for obj in objs:
+        tracker = getattr(obj, TRACKER, None)
+        if tracker is not None:
+            tracker.set_saved_fields()
+
+
+LoguxSyncedManager = models.Manager.from_queryset(LoguxSyncedQuerySet)
+
+
+class LoguxSynced(models.Model):
+    """Mixin for models whose rows live in every subscribed browser (Logux SyncMap on the wire).
+
+    Declare `class LoguxMeta: plural = "tasks"; fields = [...]` (and optionally `channels`).
+    """
+
+    # Per synced field, `[time, id]` of the edit that set its value: the Logux clocks that decide
+    # last-write-wins. A column on the row (not a side table) so a snapshot and a conflict check
+    # each read one row, and a save writes one row.
+    logux_clocks = models.JSONField(default=dict, editable=False, blank=True)
+
+    objects = LoguxSyncedManager()
+
+    _logux: ClassVar[LoguxOptions]
+
+    class Meta:
+        abstract = True
+
+    # ---- saving ----
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        opts = self._logux
+        tracker = getattr(self, TRACKER)
+        creating = self._state.adding
+        # The generic commands name the fields a client edit won, changed value or not: their clocks move.
+        explicit = self.__dict__.pop("_logux_fields", None)
+        if creating:
+            changed = list(opts.fields)
+        elif explicit is not None:
+            changed = [name for name in opts.fields if name in explicit]
+        else:
+            changed = [name for name in opts.fields if tracker.has_changed(name)]
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            changed = [name for name in changed if name in update_fields]
+        meta = _obj_stamp(self)
+        if changed:
+            clocks = dict(self.logux_clocks or {})
+            clocks.update({name: clock_of(meta) for name in changed})
+            self.logux_clocks = clocks
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "logux_clocks"}
+        # post_save reads these to broadcast exactly this edit.
+        self._logux_pending = (changed, None if creating else self._old_wire(changed), meta)
+        super().save(*args, **kwargs)
+
+    def _old_wire(self, changed: list[str]) -> dict[str, Any]:
+        opts = self._logux
+        tracker = getattr(self, TRACKER)
+        old = opts.wire_fields(self)
+        for name in changed:
+            field = opts.field(name)
+            previous = tracker.previous(name)
+            if field.is_relation and isinstance(previous, models.Model):
+                previous = previous.pk
+            old[name] = to_wire(previous)
+        return old
+
+    # ---- permission hooks: override on the model, or define the same names on LoguxMeta ----
+
+    def _perm(self, action: str) -> str:
+        return f"{self._meta.app_label}.{action}_{self._meta.model_name}"
+
+    def logux_can_read(self, user: Any) -> bool:
+        """May `user` receive this row? Default: Django's `view` permission (model- or object-level)."""
+        hook = getattr(self._logux.hooks, "can_read", None)
+        if hook is not None:
+            return bool(hook(user, self))
+        perm = self._perm("view")
+        return bool(user.has_perm(perm) or user.has_perm(perm, self))
+
+    @classmethod
+    def logux_can_subscribe(cls, user: Any, filter: dict[str, Any], channel: str) -> bool:
+        """May `user` subscribe to a list of rows (plural channel with `filter`, or a derived channel)?"""
+        hook = getattr(cls._logux.hooks, "can_subscribe", None)
+        if hook is not None:
+            return bool(hook(user, filter, channel))
+        return bool(user.has_perm(f"{cls._meta.app_label}.view_{cls._meta.model_name}"))
+
+    @classmethod
+    def logux_can_create(cls, user: Any, fields: dict[str, Any]) -> bool:
+        """May `user` create a row with these fields? Default: Django's `add` permission."""
+        hook = getattr(cls._logux.hooks, "can_create", None)
+        if hook is not None:
+            return bool(hook(user, fields))
+        return bool(user.has_perm(f"{cls._meta.app_label}.add_{cls._meta.model_name}"))
+
+    def logux_can_change(self, user: Any, fields: dict[str, Any]) -> bool | Iterable[str]:
+        """May `user` change these fields? Return a bool, or the names of the fields it may change."""
+        hook = getattr(self._logux.hooks, "can_change", None)
+        if hook is not None:
+            return hook(user, self, fields)  # type: ignore[no-any-return]
+        perm = self._perm("change")
+        return bool(user.has_perm(perm) or user.has_perm(perm, self))
+
+    def logux_can_delete(self, user: Any) -> bool:
+        """May `user` delete this row? Default: Django's `delete` permission."""
+        hook = getattr(self._logux.hooks, "can_delete", None)
+        if hook is not None:
+            return bool(hook(user, self))
+        perm = self._perm("delete")
+        return bool(user.has_perm(perm) or user.has_perm(perm, self))
+
+
+def _prepare(sender: type[models.Model], **kwargs: Any) -> None:
+    if not issubclass(sender, LoguxSynced) or sender._meta.abstract or sender._meta.proxy:
+        return
+    opts = LoguxOptions.from_model(sender)
+    sender._logux = opts
+    tracker = FieldTracker(fields=list(opts.fields))
+    tracker.contribute_to_class(sender, TRACKER)
+    setattr(sender, TRACKER, tracker)
+    # class_prepared is being sent right now, so the tracker's own receiver will not run: finish it here.
+    tracker.finalize_class(sender)
+    from .registry import register_model
+
+    register_model(sender)
+
+
+class_prepared.connect(_prepare, dispatch_uid="logux_sync.sync.prepare")
+
+
+class LoguxSubscription(models.Model):
+    """A node subscribed to a model's plural channel with a filter; changes are addressed to it.
+
+    Shared by every worker through the database; refreshed on resubscribe, forgotten after `expires_at`.
+    """
+
+    node_id = models.CharField(max_length=255)
+    user_id = models.CharField(max_length=255, blank=True)
+    plural = models.CharField(max_length=255)
+    filter_key = models.CharField(max_length=1024)
+    filter = models.JSONField(default=dict)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        app_label = "logux_sync"
+        constraints = [
+            models.UniqueConstraint(fields=["plural", "node_id", "filter_key"], name="logux_sync_subscription_unique")
+        ]
+        indexes = [models.Index(fields=["plural", "expires_at"], name="logux_sync_sub_plural_exp")]
+
+    def __str__(self) -> str:
+        return f"{self.node_id} → {self.plural} {self.filter_key}"

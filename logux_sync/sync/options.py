@@ -1,0 +1,151 @@
+"""`LoguxMeta`: how a synced model is named and exposed on the wire."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.db import models
+
+from ..protocol import dumps
+
+if TYPE_CHECKING:
+    from .models import LoguxSynced
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PLURAL = re.compile(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")
+
+
+class WireError(ValueError):
+    """A value or field name from a client that the model cannot take."""
+
+
+def to_wire(value: Any) -> Any:
+    """A Python value as the JSON value clients see (Django's JSON conventions)."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    import json
+
+    return json.loads(dumps(value))
+
+
+@dataclass
+class LoguxOptions:
+    """Parsed `LoguxMeta` of one model."""
+
+    model: type[LoguxSynced]
+    plural: str
+    fields: tuple[str, ...]
+    id_field: models.Field[Any, Any]
+    channels: tuple[str, ...]
+    read_only: bool
+    subscription_ttl: int
+    hooks: Any
+
+    @classmethod
+    def from_model(cls, model: type[LoguxSynced]) -> LoguxOptions:
+        meta = getattr(model, "LoguxMeta", None)
+        label = model._meta.label
+        if meta is None:
+            raise TypeError(f"{label} subclasses LoguxSynced but declares no `class LoguxMeta`")
+        plural = getattr(meta, "plural", None) or f"{model._meta.model_name}s"
+        if not _PLURAL.match(plural):
+            raise TypeError(f"{label}.LoguxMeta.plural {plural!r} must be a channel-safe name such as 'tasks'")
+        id_field = model._meta.pk
+        assert id_field is not None
+        names = getattr(meta, "fields", None)
+        if names is None:
+            raise TypeError(f"{label}.LoguxMeta.fields must list the synced fields (a whitelist, like ModelForm)")
+        fields = []
+        for name in names:
+            try:
+                field = model._meta.get_field(name)
+            except FieldDoesNotExist:
+                raise TypeError(f"{label}.LoguxMeta.fields names {name!r}, which is not a field") from None
+            if not getattr(field, "concrete", False) or field.many_to_many or field is id_field:
+                raise TypeError(f"{label}.LoguxMeta.fields: {name!r} must be a concrete, non-m2m, non-id field")
+            fields.append(field.name)
+        channels = tuple(getattr(meta, "channels", ()) or ())
+        for channel in channels:
+            for name in _PLACEHOLDER.findall(channel):
+                if name not in fields:
+                    raise TypeError(f"{label}.LoguxMeta.channels: {{{name}}} in {channel!r} is not a synced field")
+        read_only = bool(getattr(meta, "read_only", False)) or isinstance(id_field, models.AutoField)
+        return cls(
+            model=model,
+            plural=plural,
+            fields=tuple(fields),
+            id_field=id_field,
+            channels=channels,
+            read_only=read_only,
+            subscription_ttl=int(getattr(meta, "subscription_ttl", 24 * 3600)),
+            hooks=meta,
+        )
+
+    # ---- field values on the wire ----
+
+    def field(self, name: str) -> models.Field[Any, Any]:
+        return self.model._meta.get_field(name)  # type: ignore[return-value]
+
+    def wire_value(self, obj: models.Model, name: str) -> Any:
+        field = self.field(name)
+        return to_wire(getattr(obj, field.attname))
+
+    def wire_fields(self, obj: models.Model, names: Iterable[str] | None = None) -> dict[str, Any]:
+        return {name: self.wire_value(obj, name) for name in (self.fields if names is None else names)}
+
+    def wire_id(self, obj: models.Model) -> str:
+        return str(obj.pk)
+
+    def python_value(self, name: str, value: Any) -> Any:
+        """A client's value for a synced field as the model stores it; WireError when it cannot be."""
+        if name not in self.fields:
+            raise WireError(f"{name!r} is not a synced field of {self.plural}")
+        field = self.field(name)
+        target = field.target_field if field.is_relation else field  # type: ignore[attr-defined]
+        try:
+            return target.to_python(value)
+        except (ValidationError, TypeError, ValueError) as exc:
+            raise WireError(f"{name}: {exc}") from None
+
+    def python_id(self, value: Any) -> Any:
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise WireError("id must be a string or a number")
+        try:
+            return self.id_field.to_python(value)
+        except (ValidationError, TypeError, ValueError) as exc:
+            raise WireError(f"id: {exc}") from None
+
+    def normalize_filter(self, raw: Any) -> dict[str, Any]:
+        """A client's filter as `{field: wire value}`; only synced fields may be filtered."""
+        if raw is None:
+            return {}
+        if not isinstance(raw, Mapping):
+            raise WireError("filter must be an object")
+        return {name: to_wire(self.python_value(name, value)) for name, value in raw.items()}
+
+    def orm_filter(self, wire_filter: Mapping[str, Any]) -> dict[str, Any]:
+        return {self.field(name).attname: self.python_value(name, value) for name, value in wire_filter.items()}
+
+    def matches(self, wire_filter: Mapping[str, Any], wire_fields: Mapping[str, Any]) -> bool:
+        return all(wire_fields.get(name) == value for name, value in wire_filter.items())
+
+    # ---- channels ----
+
+    def row_channel(self, wire_id: str) -> str:
+        return f"{self.plural}/{wire_id}"
+
+    def derived_channels(self, wire_fields: Mapping[str, Any]) -> list[str]:
+        result = []
+        for template in self.channels:
+            names = _PLACEHOLDER.findall(template)
+            if all(wire_fields.get(name) is not None for name in names):
+                result.append(template.format_map({name: wire_fields[name] for name in names}))
+        return result
+
+    def derived_patterns(self) -> list[tuple[str, str]]:
+        """`(template, logux pattern)`, e.g. `('projects/{project}/tasks', 'projects/:project/tasks')`."""
+        return [(t, _PLACEHOLDER.sub(lambda m: ":" + m.group(1), t)) for t in self.channels]

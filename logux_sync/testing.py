@@ -1,0 +1,7 @@
+"""Helpers for testing apps that use logux_sync."""
+
+from __future__ import annotations
+
+from .sync.broadcast import capture
+
+__all__ = ["capture"]

@@ -1,0 +1,400 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.db import transaction
+from django.test import override_settings
+
+import logux_sync
+from logux_sync.sync import broadcast
+from logux_sync.sync.models import LoguxSubscription
+from logux_sync.testing import capture
+from tests.test_app.models import Counter, Note, Project, Task
+
+from .conftest import Endpoint, action_command
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def sent() -> Iterator[broadcast.Captured]:
+    with capture() as pairs:
+        yield pairs
+
+
+@pytest.fixture
+def requests(sent: broadcast.Captured) -> list[list[tuple[dict, dict]]]:
+    """Every request model sync would make."""
+    return sent.requests
+
+
+def types(pairs: list[tuple[dict, dict]]) -> list[str]:
+    return [action["type"] for action, _ in pairs]
+
+
+def user(name: str, *perms: str, **extra: Any) -> User:
+    u = User.objects.create_user(name, password="pw", **extra)
+    for codename in perms:
+        u.user_permissions.add(Permission.objects.get(codename=codename))
+    return User.objects.get(pk=u.pk)  # fresh permission cache
+
+
+# ---- server-side changes ---------------------------------------------------------------------
+
+
+def test_create_change_delete_broadcast(sent: list) -> None:
+    task = Task.objects.create(id="t1", title="A")
+    task.title = "B"
+    task.save()
+    task.delete()
+    assert [a for a, _ in sent] == [
+        {"type": "tasks/created", "id": "t1", "fields": {"title": "A", "done": False, "project": None}},
+        {"type": "tasks/changed", "id": "t1", "fields": {"title": "B"}},
+        {"type": "tasks/deleted", "id": "t1"},
+    ]
+    assert all(meta["channels"][0] == "tasks/t1" for _, meta in sent)
+    assert all(isinstance(meta["time"], int) and " server:" in meta["id"] for _, meta in sent)
+
+
+def test_unsynced_field_change_sends_nothing(sent: list) -> None:
+    task = Task.objects.create(id="t1", title="A")
+    sent.clear()
+    task.secret = "x"
+    task.save()
+    task.save()
+    assert sent == []
+
+
+def test_clocks_stamp_only_changed_fields() -> None:
+    task = Task.objects.create(id="t1", title="A")
+    first = dict(task.logux_clocks)
+    assert set(first) == {"title", "done", "project"}
+    task.done = True
+    task.save()
+    task.refresh_from_db()
+    assert task.logux_clocks["title"] == first["title"]
+    assert task.logux_clocks["done"] != first["done"]
+
+
+def test_update_fields_adds_clocks() -> None:
+    task = Task.objects.create(id="t1", title="A")
+    task.title = "B"
+    task.save(update_fields=["title"])
+    task.refresh_from_db()
+    assert task.title == "B" and task.logux_clocks["title"][0] >= task.logux_clocks["done"][0]
+
+
+def test_one_transaction_one_request(requests: list) -> None:
+    with transaction.atomic():
+        for i in range(5):
+            Task.objects.create(id=f"t{i}", title=str(i))
+    assert len(requests) == 1 and len(requests[0]) == 5
+
+
+def test_rollback_sends_nothing(requests: list) -> None:
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Task.objects.create(id="t1", title="A")
+        raise RuntimeError
+    assert requests == []
+    Task.objects.create(id="t2", title="B")
+    assert [types(r) for r in requests] == [["tasks/created"]]
+
+
+def test_savepoint_rollback_drops_only_its_changes(requests: list) -> None:
+    with transaction.atomic():
+        Task.objects.create(id="t1", title="kept")
+        try:
+            with transaction.atomic():
+                Task.objects.create(id="t2", title="dropped")
+                raise RuntimeError
+        except RuntimeError:
+            pass
+    assert [[a["id"] for a, _ in r] for r in requests] == [["t1"]]
+
+
+def test_muted_and_disabled(sent: list) -> None:
+    with logux_sync.muted():
+        Task.objects.create(id="t1", title="A")
+    with override_settings(LOGUX_SYNC={"SECRET": "s", "SYNC_ENABLED": False}):
+        Task.objects.create(id="t2", title="B")
+    assert sent == []
+
+
+def test_raw_fixture_save_sends_nothing(sent: list, tmp_path: Any) -> None:
+    from django.core.management import call_command
+
+    fixture = tmp_path / "tasks.json"
+    fixture.write_text('[{"model": "test_app.task", "pk": "f1", "fields": {"title": "F", "logux_clocks": {}}}]')
+    call_command("loaddata", str(fixture), verbosity=0)
+    assert Task.objects.filter(pk="f1").exists() and sent == []
+
+
+def test_queryset_update(sent: list) -> None:
+    Task.objects.create(id="t1", title="A")
+    Task.objects.create(id="t2", title="A", done=True)
+    sent.clear()
+    assert Task.objects.filter(title="A").update(done=True) == 2
+    assert [a for a, _ in sent] == [{"type": "tasks/changed", "id": "t1", "fields": {"done": True}}]
+    t1 = Task.objects.get(pk="t1")
+    assert t1.logux_clocks["done"][0] >= t1.logux_clocks["title"][0]
+
+
+def test_queryset_bulk_create_and_bulk_update(sent: list) -> None:
+    tasks = Task.objects.bulk_create([Task(id="a", title="1"), Task(id="b", title="2")])
+    assert types(sent) == ["tasks/created", "tasks/created"]
+    sent.clear()
+    tasks[0].title = "changed"
+    Task.objects.bulk_update(tasks, ["title"])
+    assert [a for a, _ in sent] == [{"type": "tasks/changed", "id": "a", "fields": {"title": "changed"}}]
+    assert "title" in Task.objects.get(pk="a").logux_clocks
+
+
+def test_queryset_delete(sent: list) -> None:
+    Task.objects.create(id="t1", title="A")
+    Task.objects.create(id="t2", title="B")
+    sent.clear()
+    Task.objects.all().delete()
+    assert sorted(a["id"] for a, _ in sent) == ["t1", "t2"] and set(types(sent)) == {"tasks/deleted"}
+
+
+def test_moving_between_derived_channels_reaches_both(sent: list) -> None:
+    p1, p2 = Project.objects.create(name="1"), Project.objects.create(name="2")
+    task = Task.objects.create(id="t1", title="A", project=p1)
+    assert sent[-1][1]["channels"] == ["tasks/t1", f"projects/{p1.pk}/tasks"]
+    task.project = p2
+    task.save()
+    action, meta = sent[-1]
+    assert action["fields"] == {"project": p2.pk}
+    assert meta["channels"] == ["tasks/t1", f"projects/{p1.pk}/tasks", f"projects/{p2.pk}/tasks"]
+
+
+# ---- client edits through the endpoint --------------------------------------------------------
+
+
+def edit(endpoint: Endpoint, action: dict, user_id: int | str, time: float, counter: int = 0) -> list[dict]:
+    return endpoint.answers(action_command(action, meta_id=f"{int(time)} {user_id}:c:t {counter}", time=time))
+
+
+def answers_of(answers: list[dict]) -> list[str]:
+    return [a["answer"] for a in answers]
+
+
+def test_client_create_change_delete(endpoint: Endpoint, sent: list) -> None:
+    u = user("ann", "add_task", "change_task", "view_task", "delete_task")
+    create = {"type": "tasks/create", "id": "x1", "fields": {"title": "Hi"}}
+    assert answers_of(edit(endpoint, create, u.pk, 1000)) == ["approved", "processed"]
+    task = Task.objects.get(pk="x1")
+    assert task.title == "Hi" and task.logux_clocks["title"] == [1000, f"1000 {u.pk}:c:t 0"]
+    action, meta = sent[-1]
+    assert action == {"type": "tasks/created", "id": "x1", "fields": {"title": "Hi", "done": False, "project": None}}
+    assert meta["time"] == 1000 and meta["excludeClients"] == [f"{u.pk}:c"]
+    assert meta["id"] != f"1000 {u.pk}:c:t 0"  # Logux drops an action whose id its log holds
+
+    edit(endpoint, {"type": "tasks/change", "id": "x1", "fields": {"title": "New"}}, u.pk, 2000)
+    assert Task.objects.get(pk="x1").title == "New"
+    assert sent[-1][0] == {"type": "tasks/changed", "id": "x1", "fields": {"title": "New"}}
+
+    edit(endpoint, {"type": "tasks/delete", "id": "x1"}, u.pk, 3000)
+    assert not Task.objects.filter(pk="x1").exists()
+    assert sent[-1][0] == {"type": "tasks/deleted", "id": "x1"}
+
+
+def test_last_write_wins_per_field(endpoint: Endpoint, sent: list) -> None:
+    u = user("ann", "add_task", "change_task", "view_task")
+    edit(endpoint, {"type": "tasks/create", "id": "x1", "fields": {"title": "A"}}, u.pk, 1000)
+    edit(endpoint, {"type": "tasks/change", "id": "x1", "fields": {"title": "new", "done": True}}, u.pk, 3000)
+    sent.clear()
+    # An older edit arrives late: title and done keep the newer values, nothing is broadcast.
+    answers = edit(
+        endpoint, {"type": "tasks/change", "id": "x1", "fields": {"title": "old", "done": False}}, u.pk, 2000
+    )
+    assert answers_of(answers) == ["approved", "processed"]
+    task = Task.objects.get(pk="x1")
+    assert (task.title, task.done) == ("new", True) and sent == []
+    # Same time: the node id then the counter (as a number) decide.
+    edit(endpoint, {"type": "tasks/change", "id": "x1", "fields": {"title": "c9"}}, u.pk, 3000, counter=9)
+    edit(endpoint, {"type": "tasks/change", "id": "x1", "fields": {"title": "c10"}}, u.pk, 3000, counter=10)
+    assert Task.objects.get(pk="x1").title == "c10"
+
+
+def test_replayed_change_changes_nothing(endpoint: Endpoint, sent: list) -> None:
+    u = user("ann", "add_task", "change_task", "view_task")
+    edit(endpoint, {"type": "tasks/create", "id": "x1", "fields": {"title": "A"}}, u.pk, 1000)
+    change = {"type": "tasks/change", "id": "x1", "fields": {"title": "B"}}
+    edit(endpoint, change, u.pk, 2000)
+    sent.clear()
+    edit(endpoint, change, u.pk, 2000)
+    assert sent == [] and Task.objects.get(pk="x1").title == "B"
+
+
+def test_invalid_edit_is_undone_and_saves_nothing(endpoint: Endpoint, sent: list) -> None:
+    u = user("ann", "add_task", "change_task", "view_task")
+    answers = edit(endpoint, {"type": "tasks/create", "id": "x1", "fields": {"title": "A" * 500}}, u.pk, 1000)
+    assert answers_of(answers) == ["approved", "action", "processed"]
+    undo = answers[1]["action"]
+    assert undo["type"] == "logux/undo" and undo["reason"] == "invalid" and "title" in undo["errors"]
+    assert not Task.objects.exists() and sent == []
+    answers = edit(endpoint, {"type": "tasks/create", "id": "x2", "fields": {"done": "maybe"}}, u.pk, 1000)
+    assert answers[1]["action"]["reason"] == "invalid" and not Task.objects.exists()
+
+
+def test_unknown_or_unsynced_field_is_forbidden(endpoint: Endpoint) -> None:
+    u = user("ann", "add_task", "change_task", "view_task")
+    answers = edit(endpoint, {"type": "tasks/create", "id": "x1", "fields": {"secret": "s"}}, u.pk, 1000)
+    assert answers_of(answers) == ["forbidden"] and not Task.objects.exists()
+
+
+def test_change_of_missing_row_is_undone_not_found(endpoint: Endpoint) -> None:
+    u = user("ann", "change_task", "view_task")
+    answers = edit(endpoint, {"type": "tasks/change", "id": "nope", "fields": {"title": "x"}}, u.pk, 1000)
+    assert answers[1]["action"]["reason"] == "notFound"
+
+
+def test_default_permissions_follow_django(endpoint: Endpoint) -> None:
+    viewer = user("viewer", "view_task")
+    answers = edit(endpoint, {"type": "tasks/create", "id": "x1", "fields": {"title": "A"}}, viewer.pk, 1000)
+    assert answers_of(answers) == ["forbidden"]
+    Task.objects.create(id="t1", title="A")
+    for action in (
+        {"type": "tasks/change", "id": "t1", "fields": {"title": "B"}},
+        {"type": "tasks/delete", "id": "t1"},
+    ):
+        assert answers_of(edit(endpoint, action, viewer.pk, 1000)) == ["forbidden"]
+    assert Task.objects.get(pk="t1").title == "A"
+    anonymous = endpoint.answers(action_command({"type": "logux/subscribe", "channel": "tasks/t1"}, "1 false:c:t 0"))
+    assert answers_of(anonymous) == ["forbidden"]
+
+
+def test_field_level_change_permission(endpoint: Endpoint) -> None:
+    owner = user("owner")
+    with logux_sync.muted():
+        Note.objects.bulk_create([Note(id="n1", text="a", owner=owner, logux_clocks={})])
+    assert answers_of(
+        edit(endpoint, {"type": "notes/change", "id": "n1", "fields": {"pinned": True}}, owner.pk, 10**13 + 1)
+    ) == ["forbidden"]
+    assert answers_of(
+        edit(endpoint, {"type": "notes/change", "id": "n1", "fields": {"text": "b"}}, owner.pk, 10**13 + 2)
+    ) == [
+        "approved",
+        "processed",
+    ]
+    other = user("other")
+    assert answers_of(
+        edit(endpoint, {"type": "notes/change", "id": "n1", "fields": {"text": "c"}}, other.pk, 10**13 + 3)
+    ) == ["forbidden"]
+    assert Note.objects.get(pk="n1").text == "b"
+
+
+def test_autofield_model_is_read_only() -> None:
+    from logux_sync.registry import logux
+
+    assert logux.actions.find("counters/create") is None
+    assert logux.channels.find("counters/1") is not None
+    assert Counter._logux.read_only
+
+
+# ---- subscriptions ----------------------------------------------------------------------------
+
+
+def subscribe(endpoint: Endpoint, channel: str, user_id: Any, node: str = "c:t", **extra: Any) -> list[dict]:
+    action = {"type": "logux/subscribe", "channel": channel, **extra}
+    return endpoint.answers(action_command(action, meta_id=f"5 {user_id}:{node} 0", time=5))
+
+
+def test_row_snapshot_grouped_by_time_and_since(endpoint: Endpoint) -> None:
+    u = user("ann", "add_task", "change_task", "view_task")
+    edit(endpoint, {"type": "tasks/create", "id": "x1", "fields": {"title": "A"}}, u.pk, 1000)
+    edit(endpoint, {"type": "tasks/change", "id": "x1", "fields": {"done": True}}, u.pk, 2000)
+    answers = subscribe(endpoint, "tasks/x1", u.pk)
+    loaded = [(a["action"], a["meta"]) for a in answers if a["answer"] == "action"]
+    assert loaded == [
+        (
+            {"type": "tasks/changed", "id": "x1", "fields": {"title": "A", "project": None}},
+            {"nodes": [f"{u.pk}:c:t"], "time": 1000},
+        ),
+        ({"type": "tasks/changed", "id": "x1", "fields": {"done": True}}, {"nodes": [f"{u.pk}:c:t"], "time": 2000}),
+    ]
+    answers = subscribe(endpoint, "tasks/x1", u.pk, since={"id": "1500 x:y:z 0", "time": 1500})
+    assert [a["action"]["fields"] for a in answers if a["answer"] == "action"] == [{"done": True}]
+
+
+def test_row_subscribe_creating_and_not_found(endpoint: Endpoint) -> None:
+    u = user("ann", "view_task")
+    assert answers_of(subscribe(endpoint, "tasks/new", u.pk, creating=True)) == ["approved", "processed"]
+    answers = subscribe(endpoint, "tasks/missing", u.pk)
+    assert answers_of(answers) == ["approved", "action", "processed"]
+    assert answers[1]["action"]["reason"] == "notFound" and answers[1]["action"]["type"] == "logux/undo"
+
+
+def test_filter_subscribe_loads_matching_rows_and_remembers_node(endpoint: Endpoint) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    u = user("ann", "view_task")
+    p = Project.objects.create(name="p")
+
+    def load(rows: int) -> tuple[int, list[dict]]:
+        Task.objects.bulk_create([Task(id=f"t{i:03}", title=str(i), project=p if i % 2 else None) for i in rows])
+        with CaptureQueriesContext(connection) as queries:
+            answers = subscribe(endpoint, "tasks", u.pk, filter={"project": p.pk})
+        return len(queries), [a["action"] for a in answers if a["answer"] == "action"]
+
+    load(range(0))  # the first subscribe also inserts the remembered subscription
+    few, _ = load(range(10))
+    many, loaded = load(range(10, 200))
+    assert many == few  # a fixed number of queries, whatever the row count
+    assert [a["type"] for a in loaded[:2]] == ["logux/subscribed", "tasks/changed"]
+    assert {a["id"] for a in loaded if a["type"] == "tasks/changed"} == {f"t{i:03}" for i in range(1, 200, 2)}
+    sub = LoguxSubscription.objects.get()
+    assert (sub.plural, sub.node_id, sub.filter) == ("tasks", f"{u.pk}:c:t", {"project": p.pk})
+
+
+def test_filter_on_unsynced_field_is_forbidden(endpoint: Endpoint) -> None:
+    u = user("ann", "view_task")
+    assert answers_of(subscribe(endpoint, "tasks", u.pk, filter={"secret": "x"})) == ["forbidden"]
+    assert not LoguxSubscription.objects.exists()
+
+
+def test_changes_reach_only_matching_readers(endpoint: Endpoint, sent: list) -> None:
+    ann, bob = user("ann"), user("bob")
+    subscribe(endpoint, "notes", ann.pk, node="a:1", filter={"owner": ann.pk})
+    subscribe(endpoint, "notes", bob.pk, node="b:1", filter={"owner": bob.pk})
+    # A forged subscription of bob's node to ann's filter is refused at subscribe time...
+    assert answers_of(subscribe(endpoint, "notes", bob.pk, node="b:2", filter={"owner": ann.pk})) == ["forbidden"]
+    # ...and even a node remembered with a matching filter gets only rows its user may read.
+    LoguxSubscription.objects.create(
+        node_id=f"{bob.pk}:b:3",
+        user_id=str(bob.pk),
+        plural="notes",
+        filter_key="{}",
+        filter={},
+        expires_at=LoguxSubscription.objects.get(node_id=f"{ann.pk}:a:1").expires_at,
+    )
+    sent.clear()
+    Note.objects.create(id="n1", text="ann's", owner=ann)
+    [(_, meta)] = sent
+    assert meta["nodes"] == [f"{ann.pk}:a:1"]
+    assert meta["channels"] == ["notes/n1"]
+
+
+def test_author_node_is_excluded_from_nodes(endpoint: Endpoint, sent: list) -> None:
+    ann = user("ann")
+    subscribe(endpoint, "notes", ann.pk, node="a:1", filter={"owner": ann.pk})
+    subscribe(endpoint, "notes", ann.pk, node="b:1", filter={"owner": ann.pk})
+    sent.clear()
+    edit(endpoint, {"type": "notes/create", "id": "n1", "fields": {"text": "x", "owner": ann.pk}}, f"{ann.pk}:a", 10)
+    [(_, meta)] = sent
+    assert meta["nodes"] == [f"{ann.pk}:b:1"] and meta["excludeClients"] == [f"{ann.pk}:a"]
+
+
+def test_derived_channel_subscribe(endpoint: Endpoint) -> None:
+    u = user("ann", "view_task")
+    p = Project.objects.create(name="p")
+    Task.objects.create(id="in", title="in", project=p)
+    Task.objects.create(id="out", title="out")
+    answers = subscribe(endpoint, f"projects/{p.pk}/tasks", u.pk)
+    assert [a["action"]["id"] for a in answers if a["answer"] == "action"] == ["in"]
+    assert answers_of(subscribe(endpoint, "projects/abc/tasks", u.pk)) == ["forbidden"]
