@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.test import override_settings
 
@@ -147,3 +149,8 @@ def test_values_are_cached_until_settings_change(no_env: pytest.MonkeyPatch) -> 
         assert logux_settings.SECRET is None  # read once, not on every request
         logux_settings.reload()
         assert logux_settings.SECRET == "late"
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert [key for key in DEFAULTS if f"`{key}`" not in readme] == []
