@@ -20,6 +20,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "logux_sync",
     "conformance",
+    "board",
 ]
 
 MIDDLEWARE = [
