@@ -10,11 +10,14 @@ LOGUX_PORT="${LOGUX_PORT:-31337}"
 export LOGUX_URL="http://127.0.0.1:${LOGUX_PORT}/"
 
 python manage.py migrate --noinput -v0
+python manage.py demo_users
 mkdir -p .logs
-LOGUX_BACKEND="http://127.0.0.1:${DJANGO_PORT}/logux/" LOGUX_PORT="$LOGUX_PORT" \
+# The Logux server refuses LOGUX_* variables it does not know, such as our LOGUX_URL.
+env -u LOGUX_URL -u LOGUX_CONFORMANCE LOGUX_BACKEND="http://127.0.0.1:${DJANGO_PORT}/logux/" LOGUX_PORT="$LOGUX_PORT" \
   node logux_server.mjs > .logs/logux.log 2>&1 &
 LOGUX_PID=$!
 trap 'kill $LOGUX_PID 2>/dev/null || true' EXIT INT TERM
 
-echo "Example running: http://127.0.0.1:${DJANGO_PORT}/  (Logux server ws://127.0.0.1:${LOGUX_PORT}/, log in example_project/.logs/)"
+echo "Example running: http://127.0.0.1:${DJANGO_PORT}/admin/ (alice/alice, bob/bob)"
+echo "Logux server: ws://127.0.0.1:${LOGUX_PORT}/ (log in example_project/.logs/logux.log)"
 gunicorn --workers 2 --bind "127.0.0.1:${DJANGO_PORT}" --access-logfile - example.wsgi

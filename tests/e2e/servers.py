@@ -95,6 +95,8 @@ def gunicorn(env: dict[str, str], workers: int = 2, name: str = "gunicorn") -> I
 def logux_server(backend: str, port: int | None = None, name: str = "logux") -> Iterator[int]:
     """Run @logux/server 0.13.1 in proxy mode in front of `backend`; yields its port."""
     port = port or free_port()
-    env = dict(os.environ, LOGUX_BACKEND=backend, LOGUX_CONTROL_SECRET="parole", LOGUX_PORT=str(port))
+    # The Logux server refuses LOGUX_* variables it does not know (such as our LOGUX_URL).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGUX_")}
+    env.update(LOGUX_BACKEND=backend, LOGUX_CONTROL_SECRET="parole", LOGUX_PORT=str(port))
     with started([NODE, str(EXAMPLE / "logux_server.mjs")], env, port, f"{name}.log", ROOT):
         yield port
