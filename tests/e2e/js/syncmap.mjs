@@ -1,0 +1,157 @@
+// Drives real @logux/client 0.21.1 clients against the Logux server + Django, the way a front end does:
+// syncMapTemplate('tasks'), createFilter, createSyncMap, changeSyncMap, deleteSyncMap.
+//
+// Usage: node syncmap.mjs <scenario> '<config JSON>'
+// config: {url, users: {alice: {id, token}, bob: {id, token}}, python, exampleDir}
+// Prints one JSON object with what the clients saw on stdout; Python asserts on it. A step that does
+// not happen in time fails with a message naming it and exits 1.
+import {
+  changeSyncMap,
+  Client,
+  createFilter,
+  createSyncMap,
+  deleteSyncMap,
+  syncMapTemplate
+} from '@logux/client'
+import { Reconnect, WsConnection } from '@logux/core'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import WebSocket from 'ws'
+
+const [scenario, rawConfig] = process.argv.slice(2)
+const config = JSON.parse(rawConfig)
+const WAIT_MS = 8000
+const clients = []
+const unbinds = []
+
+function log(...args) {
+  process.stderr.write(`[${new Date().toISOString()}] ${args.join(' ')}\n`)
+}
+
+async function connect(name) {
+  const user = config.users[name]
+  const connection = new Reconnect(new WsConnection(config.url, WebSocket))
+  const client = new Client({
+    server: connection,
+    subprotocol: '1.0.0',
+    token: user.token,
+    userId: user.id
+  })
+  client.userName = name
+  // Everything the server sends this client, as raw protocol messages and as log entries.
+  client.wire = []
+  connection.on('message', message => client.wire.push(message))
+  client.received = []
+  client.on('add', (action, meta) => {
+    if (!meta.id.includes(` ${client.nodeId} `)) client.received.push({ action, meta })
+  })
+  client.node.on('error', error => log(name, 'node error', error.stack || error))
+  clients.push(client)
+  client.start()
+  await waitFor(`${name} connects`, () => client.state === 'synchronized')
+  return client
+}
+
+// Each client gets its own template: syncMapTemplate caches stores by id, not per client.
+async function taskList(client, filter = {}) {
+  const Task = syncMapTemplate('tasks')
+  const list = createFilter(client, Task, filter)
+  unbinds.push(list.listen(() => {}))
+  await list.loading
+  return { list, Task }
+}
+
+function titles(filterStore) {
+  const result = {}
+  for (const value of filterStore.get().list) result[value.id] = value.title
+  return result
+}
+
+async function waitFor(what, check, ms = WAIT_MS) {
+  const started = Date.now()
+  while (Date.now() - started < ms) {
+    if (await check()) return Date.now() - started
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+  throw new Error(`timed out after ${ms} ms waiting for: ${what}`)
+}
+
+function newId(label) {
+  return `${label}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`
+}
+
+async function managePy(code) {
+  const run = promisify(execFile)
+  const { stdout } = await run(config.python, ['manage.py', 'shell', '-c', code], {
+    cwd: config.exampleDir
+  })
+  return stdout
+}
+
+// ---- scenarios ---------------------------------------------------------------------------
+
+const scenarios = {
+  // Create, change and delete travel between two users' filter lists.
+  async crud() {
+    const alice = await connect('alice')
+    const bob = await connect('bob')
+    const a = await taskList(alice)
+    const b = await taskList(bob)
+    const id = newId('public')
+    const times = {}
+
+    await createSyncMap(alice, a.Task, {
+      column: 'todo',
+      id,
+      owner: Number(config.users.alice.id),
+      private: false,
+      title: 'Public card'
+    })
+    times.created = await waitFor(`bob's list shows ${id}`, () => titles(b.list)[id] === 'Public card')
+
+    const bobsCard = b.list.get().stores.get(id)
+    await changeSyncMap(bobsCard, { title: 'Renamed by bob' })
+    times.changed = await waitFor(
+      `alice's list shows bob's title`,
+      () => titles(a.list)[id] === 'Renamed by bob'
+    )
+
+    const kept = newId('kept')
+    await createSyncMap(bob, b.Task, {
+      column: 'todo',
+      id: kept,
+      owner: Number(config.users.bob.id),
+      private: false,
+      title: 'Kept card'
+    })
+    await waitFor(`alice's list shows ${kept}`, () => titles(a.list)[kept] === 'Kept card')
+    await changeSyncMap(a.list.get().stores.get(kept), { column: 'doing' })
+    await waitFor(`bob's list moves ${kept} to doing`, () =>
+      b.list.get().list.some(v => v.id === kept && v.column === 'doing')
+    )
+
+    await deleteSyncMap(a.list.get().stores.get(id))
+    times.deleted = await waitFor(`bob's list drops ${id}`, () => !(id in titles(b.list)))
+    return { alice: titles(a.list), bob: titles(b.list), id, kept, times }
+  }
+}
+
+async function main() {
+  const scenarioFn = scenarios[scenario]
+  if (!scenarioFn) throw new Error(`unknown scenario ${scenario}`)
+  try {
+    const result = await scenarioFn()
+    process.stdout.write(JSON.stringify(result) + '\n')
+  } finally {
+    for (const unbind of unbinds) unbind()
+    for (const client of clients) client.destroy()
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  error => {
+    process.stderr.write(`FAILED ${scenario}: ${error.stack || error}\n`)
+    process.exit(1)
+  }
+)
