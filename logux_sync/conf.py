@@ -41,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "ERROR_TRACEBACKS": None,
     # Model sync: False stops synced models from sending anything (checked at every save).
     "SYNC_ENABLED": True,
+    # Outbox retries: the longest wait in seconds between two attempts to deliver a row.
+    "OUTBOX_MAX_BACKOFF": 30,
 }
 
 ENV_FALLBACKS = {"SECRET": "LOGUX_CONTROL_SECRET", "URLS": "LOGUX_URL"}

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .sync.models import LoguxSubscription
+from .sync.models import LoguxOutbox, LoguxSubscription
 
-__all__ = ["LoguxSubscription"]
+__all__ = ["LoguxOutbox", "LoguxSubscription"]

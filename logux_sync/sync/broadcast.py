@@ -1,21 +1,27 @@
 """Turn committed row changes into SyncMap actions addressed to the readers that may see them.
 
-Changes are queued inside the transaction and sent after it commits, all the actions of one
-transaction in one request; a rolled-back change is never sent.
+Each change is written to the outbox table in the transaction that makes it, with its Logux id and
+time fixed there. After commit, the transaction's changes go out in one request; if the Logux server is
+down or slow they stay in the outbox and `manage.py logux_deliver` (or the next send) retries them.
+A rolled-back change never reaches the outbox, so it is never sent.
 """
 
 from __future__ import annotations
 
 import contextvars
+import datetime
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.utils import timezone
 
 from ..client import add_batch
+from ..conf import logux_settings
 from ..exceptions import LoguxServerError
 from ..protocol import Action, RawMeta
 from .clocks import server_meta
@@ -23,6 +29,7 @@ from .clocks import server_meta
 if TYPE_CHECKING:
     from django.db import models
 
+    from .models import LoguxOutbox
     from .options import LoguxOptions
 
 logger = logging.getLogger("logux_sync.sync")
@@ -30,6 +37,8 @@ logger = logging.getLogger("logux_sync.sync")
 _muted: contextvars.ContextVar[bool] = contextvars.ContextVar("logux_sync_muted", default=False)
 _captures: list[Captured] = []
 _batches: dict[str, _Batch] = {}
+# After a failed send, requests stop trying inline until this monotonic time; logux_deliver retries.
+_inline_paused_until = 0.0
 
 
 @contextmanager
@@ -48,82 +57,89 @@ def is_muted() -> bool:
 
 @dataclass
 class Change:
-    """One committed-to-be edit of one row."""
+    """One edit of one row, as stored in the outbox."""
 
-    options: LoguxOptions
+    plural: str
     kind: str  # created | changed | deleted
     wire_id: str
     fields: dict[str, Any]
     old: dict[str, Any] | None
     new: dict[str, Any] | None
-    obj: models.Model
-    edit_id: str
-    meta: dict[str, Any]
+    meta: dict[str, Any]  # {id, time} of the broadcast, fixed when the change was made
     exclude_client: str | None
 
     def action(self) -> Action:
-        action: Action = {"type": f"{self.options.plural}/{self.kind}", "id": self.wire_id}
+        action: Action = {"type": f"{self.plural}/{self.kind}", "id": self.wire_id}
         if self.kind != "deleted":
             action["fields"] = self.fields
         return action
 
+    def to_json(self) -> dict[str, Any]:
+        return {"change": self.__dict__}
 
-def queue_change(
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> Change:
+        return cls(**payload["change"])
+
+
+def make_change(
     opts: LoguxOptions,
     obj: models.Model,
     kind: str,
     changed: list[str],
     old: dict[str, Any] | None,
     meta: dict[str, Any],
-    using: str = DEFAULT_DB_ALIAS,
-    exclude_client: str | None = None,
-) -> None:
-    """Queue one row's change; it is sent when the surrounding transaction commits."""
-    if is_muted():
-        return
+) -> Change:
+    """One row's change, with the id and time its broadcast will carry."""
     new = None if kind == "deleted" else opts.wire_fields(obj)
-    fields = {} if new is None else {name: new[name] for name in changed}
-    change = Change(
-        options=opts,
+    return Change(
+        plural=opts.plural,
         kind=kind,
         wire_id=opts.wire_id(obj),
-        fields=fields,
+        fields={} if new is None else {name: new[name] for name in changed},
         old=old,
         new=new,
-        obj=obj,
-        edit_id=meta["id"],
         # A client's edit goes out under a new id with the edit's time: the Logux server drops an
         # action whose id its log already holds, and it holds the client's own action.
         meta={"id": server_meta()["id"] if meta.get("client") else meta["id"], "time": meta["time"]},
-        exclude_client=exclude_client or meta.get("client"),
+        exclude_client=meta.get("client"),
     )
+
+
+def queue_changes(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> None:
+    """Record changes in the outbox; they are sent when the surrounding transaction commits."""
+    if changes and not is_muted():
+        enqueue([change.to_json() for change in changes], using)
+
+
+def enqueue(payloads: list[dict[str, Any]], using: str = DEFAULT_DB_ALIAS) -> None:
+    """Write outbox rows in the current transaction and deliver them once it commits."""
+    from .models import LoguxOutbox
+
+    rows = LoguxOutbox.objects.using(using).bulk_create([LoguxOutbox(payload=p) for p in payloads])
+    ids = [row.pk for row in rows]
     connection = connections[using]
-    if not connection.in_atomic_block:  # autocommit: the change is already committed
-        flush([change])
+    if not connection.in_atomic_block:  # autocommit: already committed
+        deliver_inline(ids, using)
         return
     batch = _batches.get(using)
     if batch is None or not batch.pending(connection):
-        batch = _Batch(using, set(connection.savepoint_ids))
+        batch = _Batch(using)
         _batches[using] = batch
-        transaction.on_commit(batch, using=using)
-    if not set(connection.savepoint_ids) <= batch.sids:
-        # Queued inside a savepoint the batch's callback is not in: if that savepoint rolls back,
-        # Django drops nothing of ours, so the flush checks which of these changes were committed.
-        batch.verify = True
-    batch.changes.append(change)
+        transaction.on_commit(batch, using=using, robust=True)
+    batch.ids.extend(ids)
 
 
 class _Batch:
-    """The changes of one transaction, sent in one request by its on_commit callback.
+    """The outbox rows of one transaction, delivered in one request by its on_commit callback.
 
-    Django discards the callback with a rolled-back transaction (or the savepoint it was registered
-    in, which also holds every change queued after it there), so nothing rolled back is sent."""
+    Rows written in a rolled-back savepoint are gone by then, so delivering by id sends exactly the
+    committed ones. Django discards the callback with the savepoint it was registered in, together with
+    every row written after it there; a later change then starts a new batch."""
 
-    def __init__(self, using: str, sids: set[str]):
+    def __init__(self, using: str):
         self.using = using
-        self.sids = sids
-        self.changes: list[Change] = []
-        self.verify = False
+        self.ids: list[int] = []
         self.done = False
 
     def pending(self, connection: Any) -> bool:
@@ -134,73 +150,132 @@ class _Batch:
         self.done = True
         if _batches.get(self.using) is self:
             del _batches[self.using]
-        flush(committed_only(self.changes, self.using) if self.verify else self.changes)
+        deliver_inline(self.ids, self.using)
 
 
-def committed_only(changes: list[Change], using: str) -> list[Change]:
-    """Drop changes rolled back with a savepoint: their clock ids are not in the row (one query per model)."""
-    by_model: dict[Any, list[Change]] = {}
-    for change in changes:
-        by_model.setdefault(change.options.model, []).append(change)
-    kept: set[int] = set()
-    for model, model_changes in by_model.items():
-        pks = {change.obj.pk for change in model_changes}
-        clocks = dict(model._base_manager.using(using).filter(pk__in=pks).values_list("pk", "logux_clocks"))
-        for change in model_changes:
-            if change.kind == "deleted":
-                alive = change.obj.pk not in clocks
-            else:
-                row = clocks.get(change.obj.pk) or {}
-                alive = any(
-                    isinstance(row.get(name), list) and row[name][-1] == change.edit_id for name in change.fields
-                )
-            if alive:
-                kept.add(id(change))
-    return [change for change in changes if id(change) in kept]
-
-
-def flush(changes: list[Change]) -> None:
-    """Send committed changes; a Logux outage is logged, never raised into the saving code."""
-    if not changes:
+def deliver_inline(ids: list[int], using: str) -> None:
+    """After commit: send this transaction's rows now, unless a recent failure paused inline sends."""
+    if not _captures and time.monotonic() < _inline_paused_until:
         return
-    pairs = address(changes)
+    deliver(ids=ids, using=using)
+
+
+def backoff(attempts: int) -> datetime.timedelta:
+    return datetime.timedelta(seconds=min(logux_settings.OUTBOX_MAX_BACKOFF, 2 ** max(attempts - 1, 0)))
+
+
+def deliver(
+    ids: Iterable[int] | None = None,
+    limit: int = 500,
+    using: str = DEFAULT_DB_ALIAS,
+    ignore_backoff: bool = False,
+    raise_errors: bool = False,
+) -> int:
+    """Send outbox rows (these ids, or the oldest due ones) in one request, oldest first; delete what
+    was delivered. Returns how many were sent. A Logux outage is recorded on the rows (attempts, next
+    attempt) and raised only with `raise_errors`."""
+    global _inline_paused_until
+    from .models import LoguxOutbox
+
+    with transaction.atomic(using=using):
+        qs = LoguxOutbox.objects.using(using).select_for_update(skip_locked=True).order_by("id")
+        if ids is not None:
+            qs = qs.filter(id__in=list(ids))
+        elif not ignore_backoff:
+            qs = qs.filter(next_attempt_at__lte=timezone.now())
+        rows = list(qs[:limit])
+        if not rows:
+            return 0
+        pairs = address([Change.from_json(row.payload) for row in rows if "change" in row.payload], using)
+        raw = [(row.payload["raw"][0], row.payload["raw"][1]) for row in rows if "raw" in row.payload]
+        try:
+            send(pairs + raw)
+        except LoguxServerError as exc:
+            error = exc
+            _inline_paused_until = time.monotonic() + backoff(rows[0].attempts + 1).total_seconds()
+            _record_failure(rows, str(exc), using)
+            logger.warning("logux_sync: %d outbox action(s) wait for the Logux server: %s", len(rows), exc)
+        else:
+            _inline_paused_until = 0.0
+            LoguxOutbox.objects.using(using).filter(id__in=[row.pk for row in rows]).delete()
+            return len(rows)
+    if raise_errors:  # after the block, so the recorded attempt is committed
+        raise error
+    return 0
+
+
+def _record_failure(rows: list[LoguxOutbox], error: str, using: str) -> None:
+    from .models import LoguxOutbox
+
+    now = timezone.now()
+    for row in rows:
+        row.attempts += 1
+        row.next_attempt_at = now + backoff(row.attempts)
+        row.last_error = error[:1000]
+    LoguxOutbox.objects.using(using).bulk_update(rows, ["attempts", "next_attempt_at", "last_error"])
+
+
+def send(pairs: list[tuple[Action, RawMeta]]) -> None:
     if _captures:
         for captured in _captures:
             captured.extend(pairs)
             captured.requests.append(pairs)
         return
-    try:
-        add_batch(pairs)
-    except LoguxServerError:
-        logger.exception("logux_sync: %d synced change(s) were not delivered", len(pairs))
+    add_batch(pairs)
 
 
-def address(changes: list[Change]) -> list[tuple[Action, RawMeta]]:
+def _objects(changes: list[Change], using: str) -> dict[tuple[str, str], Any]:
+    """The current rows of the changes (one query per model); a deleted row is rebuilt from its old state."""
+    from .registry import synced_models
+
+    found: dict[tuple[str, str], Any] = {}
+    by_plural: dict[str, set[str]] = {}
+    for change in changes:
+        by_plural.setdefault(change.plural, set()).add(change.wire_id)
+    for plural, wire_ids in by_plural.items():
+        model = synced_models[plural]
+        opts = model._logux
+        pks = [opts.python_id(i) for i in wire_ids]
+        for obj in model._base_manager.using(using).filter(pk__in=pks):
+            found[(plural, opts.wire_id(obj))] = obj
+    for change in changes:
+        key = (change.plural, change.wire_id)
+        state = change.new if change.kind != "deleted" else change.old
+        if (change.kind == "deleted" or key not in found) and state is not None:
+            found[key] = synced_models[change.plural]._logux.instance_from_wire(change.wire_id, state)
+    return found
+
+
+def address(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[tuple[Action, RawMeta]]:
     """Each change as `(action, meta)` addressed to its row channel, derived channels (old and new)
     and the filter-subscribed nodes whose filter matches the old or new row and who may read it now."""
     from ..commands import load_user
+    from .registry import synced_models
     from .subscriptions import active_subscriptions
 
-    plurals = {c.options.plural for c in changes}
-    subscriptions = active_subscriptions(plurals)
+    if not changes:
+        return []
+    subscriptions = active_subscriptions({c.plural for c in changes})
+    objects = _objects(changes, using)
     users: dict[str, Any] = {}
     pairs = []
     for change in changes:
-        opts = change.options
+        opts = synced_models[change.plural]._logux
+        obj = objects.get((change.plural, change.wire_id))
         channels = [opts.row_channel(change.wire_id)]
         for state in (change.old, change.new):
             if state is not None:
                 channels += [c for c in opts.derived_channels(state) if c not in channels]
-        nodes = []
-        for sub in subscriptions.get(opts.plural, ()):
+        nodes: list[str] = []
+        for sub in subscriptions.get(change.plural, ()):
             client = ":".join(sub.node_id.split(":")[:2])
-            if client == change.exclude_client or sub.node_id in nodes:
+            if client == change.exclude_client or sub.node_id in nodes or obj is None:
                 continue
             if not any(s is not None and opts.matches(sub.filter, s) for s in (change.old, change.new)):
                 continue
             if sub.user_id not in users:
                 users[sub.user_id] = load_user(sub.user_id)
-            if change.obj.logux_can_read(users[sub.user_id]):  # type: ignore[attr-defined]
+            if obj.logux_can_read(users[sub.user_id]):
                 nodes.append(sub.node_id)
         meta: RawMeta = {**change.meta, "channels": channels}
         if nodes:

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from django.db import models, transaction
 from django.db.models.signals import class_prepared
+from django.utils import timezone
 from model_utils import FieldTracker
 
 from . import broadcast
@@ -41,7 +42,7 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
             count = super().update(**kwargs)
             after = list(self.model._base_manager.using(self.db).filter(pk__in=list(before)))
             meta = server_meta()
-            changed_rows = []
+            changed_rows, changes = [], []
             for obj in after:
                 old = opts.wire_fields(before[obj.pk])
                 new = opts.wire_fields(obj)
@@ -52,9 +53,10 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
                 clocks.update({name: clock_of(meta) for name in changed})
                 obj.logux_clocks = clocks
                 changed_rows.append(obj)
-                broadcast.queue_change(opts, obj, "changed", changed, old, meta, using=self.db)
+                changes.append(broadcast.make_change(opts, obj, "changed", changed, old, meta))
             if changed_rows:
-                models.QuerySet.bulk_update(self.model._base_manager.using(self.db), changed_rows, ["logux_clocks"])
+                models.QuerySet(model=self.model, using=self.db).bulk_update(changed_rows, ["logux_clocks"])
+            broadcast.queue_changes(changes, self.db)
             return count
 
     def bulk_create(self, objs: Iterable[Any], *args: Any, **kwargs: Any) -> list[Any]:
@@ -67,8 +69,11 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
             metas.append(meta)
         with transaction.atomic(using=self.db, savepoint=False):
             created = super().bulk_create(objs, *args, **kwargs)
-            for obj, meta in zip(created, metas, strict=True):
-                broadcast.queue_change(opts, obj, "created", list(opts.fields), None, meta, using=self.db)
+            changes = [
+                broadcast.make_change(opts, obj, "created", list(opts.fields), None, meta)
+                for obj, meta in zip(created, metas, strict=True)
+            ]
+            broadcast.queue_changes(changes, self.db)
             _reset_trackers(created)
         return created
 
@@ -87,6 +92,7 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
                 .only(opts.id_field.attname, "logux_clocks", *opts.fields)
             }
             meta = server_meta()
+            changes = []
             for obj in objs:
                 before = stored.get(obj.pk)
                 if before is None:
@@ -97,8 +103,11 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
                 clocks.update({name: clock_of(meta) for name in changed})
                 obj.logux_clocks = clocks
                 if changed:
-                    broadcast.queue_change(opts, obj, "changed", changed, old, meta, using=self.db)
-            count = super().bulk_update(objs, [*fields, "logux_clocks"], batch_size=batch_size)
+                    changes.append(broadcast.make_change(opts, obj, "changed", changed, old, meta))
+            # A plain queryset: Django's bulk_update() calls update(), which must not broadcast again.
+            plain: models.QuerySet[Any] = models.QuerySet(model=self.model, using=self.db)
+            count = plain.bulk_update(objs, [*fields, "logux_clocks"], batch_size=batch_size)
+            broadcast.queue_changes(changes, self.db)
             _reset_trackers(objs)
             return count
 
@@ -257,3 +266,20 @@ class LoguxSubscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node_id} → {self.plural} {self.filter_key}"
+
+
+class LoguxOutbox(models.Model):
+    """An action waiting for the Logux server, written in the transaction of the change that made it."""
+
+    payload = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        app_label = "logux_sync"
+        indexes = [models.Index(fields=["next_attempt_at", "id"], name="logux_sync_outbox_due")]
+
+    def __str__(self) -> str:
+        return f"outbox #{self.pk} ({self.attempts} attempts)"

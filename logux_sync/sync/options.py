@@ -111,6 +111,18 @@ class LoguxOptions:
         except (ValidationError, TypeError, ValueError) as exc:
             raise WireError(f"{name}: {exc}") from None
 
+    def instance_from_wire(self, wire_id: str, state: Mapping[str, Any]) -> models.Model:
+        """An unsaved instance carrying a row's synced values (for permission checks on a gone row)."""
+        obj = self.model()
+        obj.pk = self.python_id(wire_id)
+        for name, value in state.items():
+            if name in self.fields:
+                try:
+                    setattr(obj, self.field(name).attname, self.python_value(name, value))
+                except WireError:
+                    pass
+        return obj
+
     def python_id(self, value: Any) -> Any:
         if not isinstance(value, (str, int)) or isinstance(value, bool):
             raise WireError("id must be a string or a number")

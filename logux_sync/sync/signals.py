@@ -19,7 +19,8 @@ def on_post_save(
         return
     changed, old, meta = pending
     if changed:
-        broadcast.queue_change(sender._logux, instance, "created" if created else "changed", changed, old, meta, using)
+        kind = "created" if created else "changed"
+        broadcast.queue_changes([broadcast.make_change(sender._logux, instance, kind, changed, old, meta)], using)
 
 
 def on_post_delete(sender: type[LoguxSynced], instance: LoguxSynced, using: str, **kw: Any) -> None:
@@ -29,7 +30,8 @@ def on_post_delete(sender: type[LoguxSynced], instance: LoguxSynced, using: str,
 
     opts = sender._logux
     meta = _obj_stamp(instance)
-    broadcast.queue_change(opts, instance, "deleted", [], opts.wire_fields(instance), meta, using)
+    change = broadcast.make_change(opts, instance, "deleted", [], opts.wire_fields(instance), meta)
+    broadcast.queue_changes([change], using)
 
 
 def receivers(model: type[LoguxSynced]) -> list[tuple[Any, Any, str]]:

@@ -1,0 +1,155 @@
+"""Durable delivery: the outbox is written with the change, sent after commit, retried when Logux is down."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import transaction
+
+from logux_sync.exceptions import LoguxServerError
+from logux_sync.sync import broadcast
+from logux_sync.sync.models import LoguxOutbox
+from tests.test_app.models import Task
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class FakeLogux:
+    """Stands in for add_batch(): records requests, or fails like an unreachable server."""
+
+    def __init__(self) -> None:
+        self.requests: list[list[tuple[dict, dict]]] = []
+        self.down = False
+
+    def __call__(self, pairs: list[tuple[dict, dict]]) -> None:
+        if self.down:
+            raise LoguxServerError("http://127.0.0.1:31337/", None, "", ConnectionRefusedError("refused"))
+        self.requests.append(list(pairs))
+
+
+@pytest.fixture
+def logux(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLogux]:
+    fake = FakeLogux()
+    monkeypatch.setattr(broadcast, "add_batch", fake)
+    monkeypatch.setattr(broadcast, "_inline_paused_until", 0.0)
+    yield fake
+
+
+def ids(requests: list[list[tuple[dict, Any]]]) -> list[list[str]]:
+    return [[action["id"] for action, _ in request] for request in requests]
+
+
+def test_sent_after_commit_and_pruned(logux: FakeLogux) -> None:
+    with transaction.atomic():
+        Task.objects.create(id="a", title="A")
+        Task.objects.create(id="b", title="B")
+        assert LoguxOutbox.objects.count() == 2  # written inside the transaction
+        assert logux.requests == []
+    assert ids(logux.requests) == [["a", "b"]]
+    assert not LoguxOutbox.objects.exists()
+
+
+def test_meta_id_and_time_are_fixed_when_written(logux: FakeLogux) -> None:
+    logux.down = True
+    task = Task.objects.create(id="a", title="A")
+    stored = LoguxOutbox.objects.get().payload["change"]["meta"]
+    assert stored["id"] == task.logux_clocks["title"][1] and stored["time"] == task.logux_clocks["title"][0]
+    logux.down = False
+    broadcast.deliver(ignore_backoff=True)
+    assert logux.requests[0][0][1]["id"] == stored["id"]
+
+
+def test_rollback_writes_nothing(logux: FakeLogux) -> None:
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Task.objects.create(id="a", title="A")
+        raise RuntimeError
+    assert not LoguxOutbox.objects.exists() and logux.requests == []
+
+
+def test_savepoint_rollback_sends_only_committed(logux: FakeLogux) -> None:
+    with transaction.atomic():
+        Task.objects.create(id="kept", title="A")
+        try:
+            with transaction.atomic():
+                Task.objects.create(id="dropped", title="B")
+                raise RuntimeError
+        except RuntimeError:
+            pass
+        Task.objects.create(id="after", title="C")
+    assert ids(logux.requests) == [["kept", "after"]]
+
+
+def test_outer_savepoint_with_the_callback_rolled_back(logux: FakeLogux) -> None:
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                Task.objects.create(id="dropped", title="B")  # the batch's callback is registered here
+                raise RuntimeError
+        except RuntimeError:
+            pass
+        Task.objects.create(id="kept", title="A")
+    assert ids(logux.requests) == [["kept"]]
+
+
+def test_logux_down_the_save_still_succeeds_and_the_row_waits(logux: FakeLogux) -> None:
+    logux.down = True
+    started = time.monotonic()
+    Task.objects.create(id="a", title="A")
+    assert time.monotonic() - started < 1
+    row = LoguxOutbox.objects.get()
+    assert row.attempts == 1 and "31337" in row.last_error and row.next_attempt_at > row.created_at
+    # Later saves do not even try while inline sends are paused, and keep their rows.
+    Task.objects.create(id="b", title="B")
+    assert LoguxOutbox.objects.count() == 2
+    assert LoguxOutbox.objects.get(payload__change__wire_id="b").attempts == 0
+
+
+def test_logux_deliver_once_drains_in_order(logux: FakeLogux) -> None:
+    logux.down = True
+    for name in "abc":
+        Task.objects.create(id=name, title=name)
+    logux.down = False
+    call_command("logux_deliver", "--once", "--ignore-backoff", stdout=open("/dev/null", "w"))
+    assert [i for request in ids(logux.requests) for i in request] == ["a", "b", "c"]
+    assert not LoguxOutbox.objects.exists()
+
+
+def test_logux_deliver_once_respects_backoff(logux: FakeLogux) -> None:
+    logux.down = True
+    Task.objects.create(id="a", title="A")
+    logux.down = False
+    call_command("logux_deliver", "--once", stdout=open("/dev/null", "w"))
+    assert logux.requests == [] and LoguxOutbox.objects.count() == 1
+
+
+def test_logux_deliver_once_fails_loudly_when_down(logux: FakeLogux) -> None:
+    logux.down = True
+    Task.objects.create(id="a", title="A")
+    with pytest.raises(CommandError, match="31337"):
+        call_command("logux_deliver", "--once", "--ignore-backoff", stdout=open("/dev/null", "w"))
+    assert LoguxOutbox.objects.get().attempts == 2
+
+
+def test_next_send_after_recovery_also_sends_its_own(logux: FakeLogux, monkeypatch: pytest.MonkeyPatch) -> None:
+    logux.down = True
+    Task.objects.create(id="a", title="A")
+    logux.down = False
+    monkeypatch.setattr(broadcast, "_inline_paused_until", 0.0)
+    Task.objects.create(id="b", title="B")
+    assert ids(logux.requests) == [["b"]]
+    assert LoguxOutbox.objects.count() == 1  # "a" waits for its backoff or logux_deliver
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    assert [broadcast.backoff(n).total_seconds() for n in (1, 2, 3, 10)] == [1, 2, 4, 30]
+
+
+def test_redelivered_change_is_harmless(logux: FakeLogux) -> None:
+    Task.objects.create(id="a", title="A")
+    first = logux.requests[0][0]
+    # The same (action, meta) again: same id (the Logux server drops it) and same time (LWW keeps state).
+    assert first[1]["id"] and first[1]["time"]
