@@ -1,0 +1,1 @@
+"""Models for bench/sync_bench.py: one synced and one plain model with the same fields."""
