@@ -99,3 +99,43 @@ def test_create_change_delete_reach_the_other_users_list(stack: Stack) -> None:
         "owner": int(stack.users["bob"]["id"]),
     }
     assert max(seen["times"].values()) < 3000, seen["times"]
+
+
+def test_a_private_card_never_reaches_another_user(stack: Stack) -> None:
+    seen = stack.drive("privacy")
+
+    secret, title = seen["secret"], seen["title"]
+    assert seen["alice"][secret] == f"{title} v2"
+    assert secret not in seen["bob"]
+    # Nothing the server sent bob's client before he asked for the card by id names it.
+    before = seen["bobWireBeforeProbes"]
+    assert any(barrier in json.dumps(m) for m in before for barrier in seen["bob"]), "bob got nothing at all"
+    for leak in (secret, title):
+        assert leak not in json.dumps(before), [m for m in before if leak in json.dumps(m)]
+    # After that, only the undos of his own two attempts name it; no title, no fields, ever.
+    naming = [m for m in seen["bobWire"] if secret in json.dumps(m)]
+    assert [(m[0], m[2]["type"], m[2]["reason"]) for m in naming] == [
+        ("sync", "logux/undo", "denied"),
+        ("sync", "logux/undo", "denied"),
+    ], naming
+    assert title not in json.dumps(seen["bobWire"])
+    assert all(title not in json.dumps(entry) for entry in seen["bobReceived"])
+    assert seen["directLoad"] == {"error": "LoguxUndoError", "reason": "denied"}
+    assert seen["change"] == {"error": "LoguxUndoError", "reason": "denied"}
+    row = stack.tasks()[secret]
+    assert (row["title"], row["column"], row["private"]) == (f"{title} v2", "doing", True)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="broadcast.address() always adds the row channel tasks/<id>; @logux/client subscribes to it "
+    "for every card a filter shows, so a reader who lost access still gets the card's later edits",
+)
+def test_edits_after_a_card_turns_private_do_not_reach_the_other_user(stack: Stack) -> None:
+    seen = stack.drive("turnsPrivate")
+
+    card, title = seen["id"], seen["title"]
+    assert (seen["alice"]["title"], seen["alice"]["private"]) == (title, True)
+    leaked = [m for m in seen["bobWireAfter"] if title in json.dumps(m) or '"done"' in json.dumps(m)]
+    assert not leaked, leaked
+    assert stack.tasks()[card]["title"] == title

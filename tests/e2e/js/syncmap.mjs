@@ -7,6 +7,7 @@
 // not happen in time fails with a message naming it and exits 1.
 import {
   changeSyncMap,
+  changeSyncMapById,
   Client,
   createFilter,
   createSyncMap,
@@ -133,6 +134,111 @@ const scenarios = {
     await deleteSyncMap(a.list.get().stores.get(id))
     times.deleted = await waitFor(`bob's list drops ${id}`, () => !(id in titles(b.list)))
     return { alice: titles(a.list), bob: titles(b.list), id, kept, times }
+  },
+
+  // A private card stays with its owner: bob's list, log and wire never see it, and loading it
+  // or changing it by id is refused.
+  async privacy() {
+    const alice = await connect('alice')
+    const bob = await connect('bob')
+    const a = await taskList(alice)
+    const b = await taskList(bob)
+    const secret = newId('secret')
+    const title = `Secret ${secret}`
+
+    await createSyncMap(alice, a.Task, {
+      column: 'todo',
+      id: secret,
+      owner: Number(config.users.alice.id),
+      private: true,
+      title
+    })
+    await changeSyncMap(a.list.get().stores.get(secret), { column: 'doing', title: `${title} v2` })
+    // Bob gets a public card after the secret's create and change: had they leaked, they came first.
+    const barrier = newId('barrier')
+    await createSyncMap(alice, a.Task, {
+      column: 'todo',
+      id: barrier,
+      owner: Number(config.users.alice.id),
+      private: false,
+      title: 'Barrier'
+    })
+    await waitFor(`bob's list shows ${barrier}`, () => barrier in titles(b.list))
+    const bobWireBeforeProbes = bob.wire.slice()
+
+    const direct = b.Task(secret, bob)
+    unbinds.push(direct.listen(() => {}))
+    let load
+    try {
+      await direct.loading
+      load = { loaded: direct.get() }
+    } catch (error) {
+      load = { error: error.name, reason: error.action && error.action.reason }
+    }
+
+    let change
+    try {
+      await changeSyncMapById(bob, b.Task, secret, { title: 'Changed by bob' })
+      change = { processed: true }
+    } catch (error) {
+      change = { error: error.name, reason: error.action && error.action.reason }
+    }
+    await new Promise(resolve => setTimeout(resolve, 300))
+
+    return {
+      alice: titles(a.list),
+      bob: titles(b.list),
+      bobReceived: bob.received,
+      bobWire: bob.wire,
+      bobWireBeforeProbes,
+      change,
+      directLoad: load,
+      secret,
+      title
+    }
+  },
+
+  // A card bob saw (and whose row channel his client then subscribed to) turns private: its later
+  // edits must not reach him.
+  async turnsPrivate() {
+    const alice = await connect('alice')
+    const bob = await connect('bob')
+    const a = await taskList(alice)
+    const b = await taskList(bob)
+    const id = newId('turns')
+    const title = `Turns private ${id}`
+    await createSyncMap(alice, a.Task, {
+      column: 'todo',
+      id,
+      owner: Number(config.users.alice.id),
+      private: false,
+      title: 'Public for now'
+    })
+    await waitFor(`bob's list shows ${id}`, () => id in titles(b.list))
+    const rowSubscription = JSON.stringify({ channel: `tasks/${id}`, type: 'logux/subscribe' })
+    await waitFor(`bob's client subscribed to tasks/${id}`, () => rowSubscription in bob.subscriptions)
+    const bobWireBefore = bob.wire.length
+
+    const card = a.list.get().stores.get(id)
+    await changeSyncMap(card, { private: true })
+    await changeSyncMap(card, { column: 'done', title })
+    const barrier = newId('barrier')
+    await createSyncMap(alice, a.Task, {
+      column: 'todo',
+      id: barrier,
+      owner: Number(config.users.alice.id),
+      private: false,
+      title: 'Barrier'
+    })
+    await waitFor(`bob's list shows ${barrier}`, () => barrier in titles(b.list))
+
+    return {
+      alice: a.list.get().list.find(v => v.id === id),
+      bob: b.list.get().list.find(v => v.id === id) || null,
+      bobWireAfter: bob.wire.slice(bobWireBefore),
+      id,
+      title
+    }
   }
 }
 
@@ -143,9 +249,37 @@ async function main() {
     const result = await scenarioFn()
     process.stdout.write(JSON.stringify(result) + '\n')
   } finally {
-    for (const unbind of unbinds) unbind()
-    for (const client of clients) client.destroy()
+    await shutdown()
   }
+}
+
+async function syncing(client) {
+  let count = 0
+  await client.log.each((action, meta) => {
+    if (meta.reasons.includes('syncing')) count += 1
+  })
+  return count
+}
+
+// Leave nothing in flight: Logux server 0.13.1 in development mode loops on "WS was closed" errors
+// when it answers a client whose socket is already closing (and then ignores SIGTERM).
+async function shutdown() {
+  const quiet = async () => {
+    for (const client of clients) {
+      if (client.connected && (await syncing(client)) > 0) return false
+    }
+    return true
+  }
+  try {
+    await waitFor('clients to finish syncing', quiet, 3000)
+    await new Promise(resolve => setTimeout(resolve, 100))
+    await waitFor('clients to finish syncing', quiet, 3000)
+  } catch (error) {
+    log(error.message)
+  }
+  for (const unbind of unbinds) unbind()
+  for (const client of clients) client.destroy()
+  await new Promise(resolve => setTimeout(resolve, 50))
 }
 
 main().then(
