@@ -153,3 +153,10 @@ def test_redelivered_change_is_harmless(logux: FakeLogux) -> None:
     first = logux.requests[0][0]
     # The same (action, meta) again: same id (the Logux server drops it) and same time (LWW keeps state).
     assert first[1]["id"] and first[1]["time"]
+
+
+def test_a_large_transaction_goes_out_whole_in_one_request(logux: FakeLogux) -> None:
+    with transaction.atomic():
+        Task.objects.bulk_create([Task(id=f"t{i:04}", title=str(i)) for i in range(1200)])
+    assert [len(request) for request in logux.requests] == [1200]
+    assert not LoguxOutbox.objects.exists()

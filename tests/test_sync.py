@@ -55,7 +55,8 @@ def test_create_change_delete_broadcast(sent: list) -> None:
         {"type": "tasks/changed", "id": "t1", "fields": {"title": "B"}},
         {"type": "tasks/deleted", "id": "t1"},
     ]
-    assert all(meta["channels"][0] == "tasks/t1" for _, meta in sent)
+    # Never to a channel as a whole: only to nodes that subscribed and may read the row (none here).
+    assert all(meta["nodes"] == [] and "channels" not in meta for _, meta in sent)
     assert all(isinstance(meta["time"], int) and " server:" in meta["id"] for _, meta in sent)
 
 
@@ -160,15 +161,40 @@ def test_queryset_delete(sent: list) -> None:
     assert sorted(a["id"] for a, _ in sent) == ["t1", "t2"] and set(types(sent)) == {"tasks/deleted"}
 
 
-def test_moving_between_derived_channels_reaches_both(sent: list) -> None:
-    p1, p2 = Project.objects.create(name="1"), Project.objects.create(name="2")
+def test_moving_between_derived_channels_reaches_both(endpoint: Endpoint, sent: list) -> None:
+    u = user("ann", "view_task")
+    p1, p2, p3 = (Project.objects.create(name=str(i)) for i in range(3))
+    for node, project in (("a:1", p1), ("b:1", p2), ("c:1", p3)):
+        assert answers_of(subscribe(endpoint, f"projects/{project.pk}/tasks", u.pk, node=node))[0] == "approved"
     task = Task.objects.create(id="t1", title="A", project=p1)
-    assert sent[-1][1]["channels"] == ["tasks/t1", f"projects/{p1.pk}/tasks"]
+    assert sent[-1][1]["nodes"] == [f"{u.pk}:a:1"]
     task.project = p2
     task.save()
     action, meta = sent[-1]
     assert action["fields"] == {"project": p2.pk}
-    assert meta["channels"] == ["tasks/t1", f"projects/{p1.pk}/tasks", f"projects/{p2.pk}/tasks"]
+    assert sorted(meta["nodes"]) == [f"{u.pk}:a:1", f"{u.pk}:b:1"]  # old and new channel, not p3's
+
+
+def test_row_subscriber_stops_receiving_when_it_may_no_longer_read(endpoint: Endpoint, sent: list) -> None:
+    ann, bob = user("ann"), user("bob")
+    Note.objects.create(id="n1", text="mine", owner=ann)
+    assert answers_of(subscribe(endpoint, "notes/n1", ann.pk, node="a:1"))[:1] == ["approved"]
+    note = Note.objects.get(pk="n1")
+    note.text = "still mine"
+    note.save()
+    assert sent[-1][1]["nodes"] == [f"{ann.pk}:a:1"]
+    note.owner = bob
+    note.save()
+    note.text = "bob's now"
+    note.save()
+    assert sent[-1][1]["nodes"] == []  # ann's node is subscribed but may not read the row any more
+
+
+def test_creating_subscription_gets_later_changes(endpoint: Endpoint, sent: list) -> None:
+    u = user("ann", "view_task", "change_task")
+    assert answers_of(subscribe(endpoint, "tasks/new1", u.pk, node="a:1", creating=True)) == ["approved", "processed"]
+    Task.objects.create(id="new1", title="made elsewhere")
+    assert sent[-1][1]["nodes"] == [f"{u.pk}:a:1"]
 
 
 # ---- client edits through the endpoint --------------------------------------------------------
@@ -377,7 +403,7 @@ def test_changes_reach_only_matching_readers(endpoint: Endpoint, sent: list) -> 
     Note.objects.create(id="n1", text="ann's", owner=ann)
     [(_, meta)] = sent
     assert meta["nodes"] == [f"{ann.pk}:a:1"]
-    assert meta["channels"] == ["notes/n1"]
+    assert "channels" not in meta
 
 
 def test_author_node_is_excluded_from_nodes(endpoint: Endpoint, sent: list) -> None:

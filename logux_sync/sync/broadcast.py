@@ -179,11 +179,12 @@ def deliver(
 
     with transaction.atomic(using=using):
         qs = LoguxOutbox.objects.using(using).select_for_update(skip_locked=True).order_by("id")
-        if ids is not None:
-            qs = qs.filter(id__in=list(ids))
-        elif not ignore_backoff:
-            qs = qs.filter(next_attempt_at__lte=timezone.now())
-        rows = list(qs[:limit])
+        if ids is not None:  # one transaction's rows: all of them, in one request
+            rows = list(qs.filter(id__in=list(ids)))
+        else:
+            if not ignore_backoff:
+                qs = qs.filter(next_attempt_at__lte=timezone.now())
+            rows = list(qs[:limit])
         if not rows:
             return 0
         pairs = address([Change.from_json(row.payload) for row in rows if "change" in row.payload], using)
@@ -247,39 +248,37 @@ def _objects(changes: list[Change], using: str) -> dict[tuple[str, str], Any]:
 
 
 def address(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[tuple[Action, RawMeta]]:
-    """Each change as `(action, meta)` addressed to its row channel, derived channels (old and new)
-    and the filter-subscribed nodes whose filter matches the old or new row and who may read it now."""
+    """Each change as `(action, meta)` addressed to nodes, never to a channel as a whole: the nodes
+    subscribed to its row, or to a list or derived channel whose filter matches its old or new state,
+    and whose user may read the row now. (In proxy mode the Logux server filters nothing per node.)"""
     from ..commands import load_user
     from .registry import synced_models
     from .subscriptions import active_subscriptions
 
     if not changes:
         return []
-    subscriptions = active_subscriptions({c.plural for c in changes})
+    subscriptions = active_subscriptions({(c.plural, c.wire_id) for c in changes})
     objects = _objects(changes, using)
     users: dict[str, Any] = {}
     pairs = []
     for change in changes:
         opts = synced_models[change.plural]._logux
         obj = objects.get((change.plural, change.wire_id))
-        channels = [opts.row_channel(change.wire_id)]
-        for state in (change.old, change.new):
-            if state is not None:
-                channels += [c for c in opts.derived_channels(state) if c not in channels]
         nodes: list[str] = []
         for sub in subscriptions.get(change.plural, ()):
             client = ":".join(sub.node_id.split(":")[:2])
             if client == change.exclude_client or sub.node_id in nodes or obj is None:
                 continue
-            if not any(s is not None and opts.matches(sub.filter, s) for s in (change.old, change.new)):
+            if sub.row_id:
+                if sub.row_id != change.wire_id:
+                    continue
+            elif not any(s is not None and opts.matches(sub.filter, s) for s in (change.old, change.new)):
                 continue
             if sub.user_id not in users:
                 users[sub.user_id] = load_user(sub.user_id)
             if obj.logux_can_read(users[sub.user_id]):
                 nodes.append(sub.node_id)
-        meta: RawMeta = {**change.meta, "channels": channels}
-        if nodes:
-            meta["nodes"] = nodes
+        meta: RawMeta = {**change.meta, "nodes": nodes}
         if change.exclude_client:
             meta["excludeClients"] = [change.exclude_client]
         pairs.append((change.action(), meta))

@@ -203,20 +203,23 @@ class RowChannel(SyncedChannel):
         return obj.logux_can_read(self.user)
 
     def load(self, action: Action, meta: Meta) -> list[tuple[Action, RawMeta]]:
-        obj = self._obj()
-        if obj is None:
-            if action.get("creating"):
-                return []
+        obj, opts = self._obj(), self.opts
+        if obj is None and not action.get("creating"):
             raise Undo("notFound")
-        if action.get("creating"):
+        # Changes of the row then reach this node, each while its user may read the row.
+        row_id = self.params["id"] if obj is None else opts.wire_id(obj)
+        remember(opts.plural, meta.node_id, meta.user_id, {}, opts.subscription_ttl, row_id=row_id)
+        if obj is None or action.get("creating"):
             return []
-        return snapshot(self.opts, obj, self.since_time())
+        return snapshot(opts, obj, self.since_time())
 
 
 class ListChannel(SyncedChannel):
     """`<plural>` with a filter (`createFilter`) or a derived channel such as `projects/<id>/tasks`."""
 
-    remember_node: ClassVar[bool] = True
+    # The plural list tells the client each row is covered (`logux/subscribed`), so `createFilter`
+    # does not subscribe row by row; changes reach the node through the remembered filter.
+    mark_rows_subscribed: ClassVar[bool] = True
 
     def wire_filter(self) -> dict[str, Any]:
         return self.opts.normalize_filter(self.filter)
@@ -231,22 +234,20 @@ class ListChannel(SyncedChannel):
     def load(self, action: Action, meta: Meta) -> list[tuple[Action, RawMeta]]:
         opts = self.opts
         wire_filter = self.wire_filter()
-        if self.remember_node:
-            remember(opts.plural, meta.node_id, meta.user_id, wire_filter, opts.subscription_ttl)
+        remember(opts.plural, meta.node_id, meta.user_id, wire_filter, opts.subscription_ttl)
         since = self.since_time()
         pairs: list[tuple[Action, RawMeta]] = []
         for obj in self.model._default_manager.filter(**opts.orm_filter(wire_filter)).order_by("pk"):
             if not obj.logux_can_read(self.user):
                 continue
-            if self.remember_node:
-                # The client then skips its own per-row subscribe; changes reach it by node instead.
+            if self.mark_rows_subscribed:
                 pairs.append(({"type": "logux/subscribed", "channel": opts.row_channel(opts.wire_id(obj))}, {}))
             pairs.extend(snapshot(opts, obj, since))
         return pairs
 
 
 class DerivedChannel(ListChannel):
-    remember_node = False
+    mark_rows_subscribed = False
 
     def wire_filter(self) -> dict[str, Any]:
         return self.opts.normalize_filter(dict(self.params))

@@ -245,7 +245,8 @@ class_prepared.connect(_prepare, dispatch_uid="logux_sync.sync.prepare")
 
 
 class LoguxSubscription(models.Model):
-    """A node subscribed to a model's plural channel with a filter; changes are addressed to it.
+    """A node subscribed to a synced model's rows (a row, a filtered list or a derived channel).
+    Changes are addressed to the node, and only while its user may read the row.
 
     Shared by every worker through the database; refreshed on resubscribe, forgotten after `expires_at`.
     """
@@ -255,6 +256,8 @@ class LoguxSubscription(models.Model):
     plural = models.CharField(max_length=255)
     filter_key = models.CharField(max_length=1024)
     filter = models.JSONField(default=dict)
+    # Set for a subscription to one row's channel (`tasks/<id>`), empty for a list or derived channel.
+    row_id = models.CharField(max_length=255, blank=True, default="")
     expires_at = models.DateTimeField(db_index=True)
 
     class Meta:
@@ -262,7 +265,10 @@ class LoguxSubscription(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["plural", "node_id", "filter_key"], name="logux_sync_subscription_unique")
         ]
-        indexes = [models.Index(fields=["plural", "expires_at"], name="logux_sync_sub_plural_exp")]
+        indexes = [
+            models.Index(fields=["plural", "expires_at"], name="logux_sync_sub_plural_exp"),
+            models.Index(fields=["plural", "row_id"], name="logux_sync_sub_row"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.node_id} → {self.plural} {self.filter_key}"

@@ -7,17 +7,20 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from ..protocol import dumps
 from .models import LoguxSubscription
 
 
-def remember(plural: str, node_id: str, user_id: str | None, wire_filter: dict[str, Any], ttl: int) -> None:
-    """Record (or refresh) that `node_id` subscribed to `plural` with `wire_filter`."""
-    key = dumps(wire_filter)
+def remember(
+    plural: str, node_id: str, user_id: str | None, wire_filter: dict[str, Any], ttl: int, row_id: str = ""
+) -> None:
+    """Record (or refresh) that `node_id` subscribed to `plural` rows matching `wire_filter` (or to one row)."""
+    key = dumps({"row": row_id} if row_id else wire_filter)
     expires = timezone.now() + datetime.timedelta(seconds=ttl)
-    defaults = {"user_id": user_id or "", "filter": wire_filter, "expires_at": expires}
+    defaults = {"user_id": user_id or "", "filter": wire_filter, "expires_at": expires, "row_id": row_id}
     existing = LoguxSubscription.objects.filter(plural=plural, node_id=node_id, filter_key=key)
     if existing.update(**defaults):
         return
@@ -38,12 +41,16 @@ def forget(node_id: str, plural: str | None = None, wire_filter: dict[str, Any] 
     return int(qs.delete()[0])
 
 
-def active_subscriptions(plurals: Iterable[str]) -> dict[str, list[LoguxSubscription]]:
-    """Unexpired subscriptions by plural, in one query."""
+def active_subscriptions(rows: Iterable[tuple[str, str]]) -> dict[str, list[LoguxSubscription]]:
+    """Unexpired list subscriptions of these plurals and row subscriptions of these `(plural, id)`
+    rows, by plural, in one query."""
+    rows = list(rows)
+    plurals = {plural for plural, _ in rows}
+    match = Q(row_id="") | Q(row_id__in={row_id for _, row_id in rows})
     result: dict[str, list[LoguxSubscription]] = {}
-    rows = LoguxSubscription.objects.filter(plural__in=list(plurals), expires_at__gt=timezone.now())
-    for row in rows.only("node_id", "user_id", "plural", "filter"):
-        result.setdefault(row.plural, []).append(row)
+    found = LoguxSubscription.objects.filter(match, plural__in=plurals, expires_at__gt=timezone.now())
+    for sub in found.only("node_id", "user_id", "plural", "filter", "row_id"):
+        result.setdefault(sub.plural, []).append(sub)
     return result
 
 
