@@ -62,11 +62,11 @@ class Note(LoguxSynced):
             return bool(getattr(user, "is_authenticated", False)) and filter.get("owner") == getattr(user, "pk", None)
 
         @staticmethod
-        def can_create(user: object, fields: dict) -> bool:
+        def can_create(user: object, fields: dict[str, object]) -> bool:
             return bool(getattr(user, "is_authenticated", False)) and fields.get("owner") == getattr(user, "pk", None)
 
         @staticmethod
-        def can_change(user: object, obj: "Note", fields: dict) -> list[str]:
+        def can_change(user: object, obj: "Note", fields: dict[str, object]) -> list[str]:
             if not _owner_only(user, obj):
                 return []
             return ["text", "pinned"] if getattr(user, "is_staff", False) else ["text"]
