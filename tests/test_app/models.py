@@ -58,7 +58,7 @@ class Note(LoguxSynced):
         can_delete = staticmethod(_owner_only)
 
         @staticmethod
-        def can_subscribe(user: object, filter: dict, channel: str) -> bool:
+        def can_subscribe(user: object, filter: dict[str, object], channel: str) -> bool:
             return bool(getattr(user, "is_authenticated", False)) and filter.get("owner") == getattr(user, "pk", None)
 
         @staticmethod
