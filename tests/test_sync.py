@@ -424,3 +424,20 @@ def test_derived_channel_subscribe(endpoint: Endpoint) -> None:
     answers = subscribe(endpoint, f"projects/{p.pk}/tasks", u.pk)
     assert [a["action"]["id"] for a in answers if a["answer"] == "action"] == ["in"]
     assert answers_of(subscribe(endpoint, "projects/abc/tasks", u.pk)) == ["forbidden"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_after_commit_delivery_is_logged_not_raised(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The batch is a robust on_commit callback: Django logs its failure under the callback's
+    # __qualname__, which an instance lacks unless it is given one.
+    def fail(ids: list[int], using: str) -> None:
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(broadcast, "deliver_inline", fail)
+    ann = user("ann")
+    with transaction.atomic():
+        Note.objects.create(id="n1", text="x", owner=ann)
+    assert Note.objects.filter(id="n1").exists()
+    assert any("_Batch" in r.getMessage() and r.exc_info for r in caplog.records), caplog.text

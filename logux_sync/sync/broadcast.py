@@ -141,6 +141,9 @@ class _Batch:
         self.using = using
         self.ids: list[int] = []
         self.done = False
+        # A robust on_commit callback that raises is logged under its __qualname__; an instance has
+        # none, so without this Django raises AttributeError from its handler instead of logging.
+        self.__qualname__ = f"{type(self).__module__}.{type(self).__qualname__}"
 
     def pending(self, connection: Any) -> bool:
         # run_on_commit lists the callbacks still to run after commit (read, never changed, here).
