@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextvars
 import datetime
+import functools
 import logging
 import time
-from collections.abc import Iterable, Iterator
+import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -114,32 +116,62 @@ def queue_changes(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> None:
 
 def enqueue(payloads: list[dict[str, Any]], using: str = DEFAULT_DB_ALIAS) -> None:
     """Write outbox rows in the current transaction and deliver them once it commits."""
-    from .models import LoguxOutbox
-
-    rows = LoguxOutbox.objects.using(using).bulk_create([LoguxOutbox(payload=p) for p in payloads])
-    ids = [row.pk for row in rows]
     connection = connections[using]
-    if not connection.in_atomic_block:  # autocommit: already committed
-        deliver_inline(ids, using)
+    if not connection.in_atomic_block:  # autocommit: written and committed at once
+        key = uuid.uuid4().hex
+        _insert(payloads, key, using)
+        deliver_inline(key, using)
         return
     batch = _batches.get(using)
     if batch is None or not batch.pending(connection):
         batch = _Batch(using)
         _batches[using] = batch
         transaction.on_commit(batch, using=using, robust=True)
-    batch.ids.extend(ids)
+    _insert(payloads, batch.key, using)
+
+
+_INSERT_COLUMNS = ("payload", "batch", "created_at", "attempts", "next_attempt_at", "last_error")
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_sql(vendor: str, using: str) -> str:
+    from .models import LoguxOutbox
+
+    quote = connections[using].ops.quote_name
+    opts = LoguxOutbox._meta
+    columns = ", ".join(quote(opts.get_field(name).column) for name in _INSERT_COLUMNS)  # type: ignore[union-attr, arg-type]
+    placeholders = ", ".join(["%s"] * len(_INSERT_COLUMNS))
+    return f"INSERT INTO {quote(opts.db_table)} ({columns}) VALUES ({placeholders})"
+
+
+def _insert(payloads: list[dict[str, Any]], key: str, using: str) -> None:
+    # Plain SQL: this runs once per saved row, and the ORM's insert machinery costs more than the row.
+    from .models import LoguxOutbox
+
+    connection = connections[using]
+    payload_field = LoguxOutbox._meta.get_field("payload")
+    now = LoguxOutbox._meta.get_field("created_at").get_db_prep_save(timezone.now(), connection)  # type: ignore[union-attr]
+    rows = [
+        (payload_field.get_db_prep_save(payload, connection), key, now, 0, now, "")  # type: ignore[union-attr]
+        for payload in payloads
+    ]
+    with connection.cursor() as cursor:
+        if len(rows) == 1:
+            cursor.execute(_insert_sql(connection.vendor, using), rows[0])
+        else:
+            cursor.executemany(_insert_sql(connection.vendor, using), rows)
 
 
 class _Batch:
     """The outbox rows of one transaction, delivered in one request by its on_commit callback.
 
-    Rows written in a rolled-back savepoint are gone by then, so delivering by id sends exactly the
+    Rows written in a rolled-back savepoint are gone by then, so delivering the batch sends exactly the
     committed ones. Django discards the callback with the savepoint it was registered in, together with
     every row written after it there; a later change then starts a new batch."""
 
     def __init__(self, using: str):
         self.using = using
-        self.ids: list[int] = []
+        self.key = uuid.uuid4().hex
         self.done = False
         # A robust on_commit callback that raises is logged under its __qualname__; an instance has
         # none, so without this Django raises AttributeError from its handler instead of logging.
@@ -153,14 +185,14 @@ class _Batch:
         self.done = True
         if _batches.get(self.using) is self:
             del _batches[self.using]
-        deliver_inline(self.ids, self.using)
+        deliver_inline(self.key, self.using)
 
 
-def deliver_inline(ids: list[int], using: str) -> None:
+def deliver_inline(batch: str, using: str) -> None:
     """After commit: send this transaction's rows now, unless a recent failure paused inline sends."""
     if not _captures and time.monotonic() < _inline_paused_until:
         return
-    deliver(ids=ids, using=using)
+    deliver(batch=batch, using=using)
 
 
 def backoff(attempts: int) -> datetime.timedelta:
@@ -168,13 +200,13 @@ def backoff(attempts: int) -> datetime.timedelta:
 
 
 def deliver(
-    ids: Iterable[int] | None = None,
+    batch: str | None = None,
     limit: int = 500,
     using: str = DEFAULT_DB_ALIAS,
     ignore_backoff: bool = False,
     raise_errors: bool = False,
 ) -> int:
-    """Send outbox rows (these ids, or the oldest due ones) in one request, oldest first; delete what
+    """Send outbox rows (one transaction's batch, or the oldest due ones) in one request, oldest first; delete what
     was delivered. Returns how many were sent. A Logux outage is recorded on the rows (attempts, next
     attempt) and raised only with `raise_errors`."""
     global _inline_paused_until
@@ -182,8 +214,8 @@ def deliver(
 
     with transaction.atomic(using=using):
         qs = LoguxOutbox.objects.using(using).select_for_update(skip_locked=True).order_by("id")
-        if ids is not None:  # one transaction's rows: all of them, in one request
-            rows = list(qs.filter(id__in=list(ids)))
+        if batch is not None:  # one transaction's rows: all of them, in one request
+            rows = list(qs.filter(batch=batch))
         else:
             if not ignore_backoff:
                 qs = qs.filter(next_attempt_at__lte=timezone.now())

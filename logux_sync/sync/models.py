@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from django.db import models, transaction
+from django.db import models, router, transaction
 from django.db.models.signals import class_prepared
 from django.utils import timezone
 from model_utils import FieldTracker
@@ -166,7 +166,11 @@ class LoguxSynced(models.Model):
                 kwargs["update_fields"] = {*update_fields, "logux_clocks"}
         # post_save reads these to broadcast exactly this edit.
         self._logux_pending = (changed, None if creating else self._old_wire(changed), meta)
-        super().save(*args, **kwargs)
+        # One transaction for the row and its outbox entry (written by post_save), even in autocommit.
+        with transaction.atomic(
+            using=kwargs.get("using") or router.db_for_write(type(self), instance=self), savepoint=False
+        ):
+            super().save(*args, **kwargs)
 
     def _old_wire(self, changed: list[str]) -> dict[str, Any]:
         opts = self._logux
@@ -278,6 +282,8 @@ class LoguxOutbox(models.Model):
     """An action waiting for the Logux server, written in the transaction of the change that made it."""
 
     payload = models.JSONField()
+    # The transaction that wrote it: its on_commit callback delivers the batch in one request.
+    batch = models.CharField(max_length=32, db_index=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
