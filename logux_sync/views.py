@@ -48,7 +48,8 @@ def stream_answers(commands: list[Command], dispatcher: Dispatcher) -> Iterator[
 
 def secret_matches(given: str, expected: str) -> bool:
     """Compare in constant time."""
-    return hmac.compare_digest(given.encode(), expected.encode())
+    # JSON may carry a lone surrogate ("\ud800"), which strict UTF-8 cannot encode.
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
 
 
 @method_decorator(csrf_exempt, name="dispatch")
