@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -306,10 +307,23 @@ class Body:
     commands: list[Any]
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_body(raw: bytes) -> Body:
     """Validate the envelope; raise ProtocolError(WRONG_BODY) for anything that is not one."""
     try:
-        data = json.loads(raw)
+        # Python's json reads NaN, Infinity and 1e400, which JSON.stringify never writes and which
+        # cannot be written back in an answer (a handler may echo the action): refuse them here.
+        data = json.loads(raw, parse_float=_finite, parse_constant=_not_json)
     except (ValueError, RecursionError):
         raise ProtocolError(WRONG_BODY) from None
     if not isinstance(data, dict):
