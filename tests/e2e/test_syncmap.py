@@ -68,7 +68,9 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("syncmap")
     logux_port = free_port()  # Django needs it before the Logux server, which needs Django's URL, starts
-    env = example_env(tmp, LOGUX_URL=f"http://127.0.0.1:{logux_port}/")
+    env = example_env(
+        tmp, LOGUX_URL=f"http://127.0.0.1:{logux_port}/", DJANGO_SETTINGS_MODULE="tests.e2e.sqlite_immediate_settings"
+    )
     migrate(env)
     tokens = subprocess.run(
         [sys.executable, "manage.py", "demo_users", "--tokens"],
@@ -126,11 +128,6 @@ def test_a_private_card_never_reaches_another_user(stack: Stack) -> None:
     assert (row["title"], row["column"], row["private"]) == (f"{title} v2", "doing", True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="broadcast.address() always adds the row channel tasks/<id>; @logux/client subscribes to it "
-    "for every card a filter shows, so a reader who lost access still gets the card's later edits",
-)
 def test_edits_after_a_card_turns_private_do_not_reach_the_other_user(stack: Stack) -> None:
     seen = stack.drive("turnsPrivate")
 
@@ -139,3 +136,40 @@ def test_edits_after_a_card_turns_private_do_not_reach_the_other_user(stack: Sta
     leaked = [m for m in seen["bobWireAfter"] if title in json.dumps(m) or '"done"' in json.dumps(m)]
     assert not leaked, leaked
     assert stack.tasks()[card]["title"] == title
+
+
+def test_an_orm_save_and_update_reach_both_clients_live(stack: Stack) -> None:
+    seen = stack.drive("orm")
+
+    assert seen["shell"] == "shell done"
+    for user in ("alice", "bob"):
+        assert (seen[user]["title"], seen[user]["column"]) == ("Saved in the shell", "done")
+    row = stack.tasks()[seen["id"]]
+    assert (row["title"], row["column"]) == ("Saved in the shell", "done")
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="broadcast.make_change() sends a client's edit under a new `<ms> server:<x> <n>` id: when two "
+    "edits share a ms, every client ranks that id above its own edit (isFirstOlder compares node ids), so "
+    "each can end with the other's value; fails in about 1 run of 3",
+)
+def test_concurrent_edits_of_one_card_converge(stack: Stack) -> None:
+    seen = stack.drive("conflict")
+
+    for number, round_ in enumerate(seen["rounds"]):
+        assert round_["results"] == ["fulfilled", "fulfilled"], round_
+        assert round_["alice"] == round_["bob"], round_
+        assert round_["alice"]["title"] in (f"alice {number}", f"bob {number}"), round_
+    last = seen["rounds"][-1]["alice"]
+    row = stack.tasks()[seen["id"]]
+    assert {"title": row["title"], "column": row["column"]} == last
+    assert last["column"] == "doing"  # only bob's odd rounds touched it: nothing overwrote it
+
+
+def test_a_client_that_was_offline_catches_up_on_resubscribe(stack: Stack) -> None:
+    seen = stack.drive("offline")
+
+    assert seen["whileAway"]["title"] == "Before bob left"
+    assert (seen["bob"]["title"], seen["bob"]["column"]) == ("Changed while bob was away", "doing")
+    assert any(action["channel"] == "tasks" and "since" in action for action in seen["resubscribes"]), seen
