@@ -35,14 +35,32 @@ def _text(status: int, body: str) -> HttpResponse:
     return HttpResponse(body, status=status, content_type="text/plain; charset=utf-8")
 
 
+ACTION_CHUNK = 256
+
+
 def stream_answers(commands: list[Command], dispatcher: Dispatcher) -> Iterator[bytes]:
-    """One JSON array, written answer by answer so the Logux server can act on each at once."""
+    """One JSON array, written answer by answer so the Logux server can act on each at once.
+
+    Runs of `action` answers (a subscription's data) are encoded and written together: nothing waits
+    on them, and one write per answer would cost more than the answer."""
     yield b"["
-    first = True
+    separator = b""
+    actions: list[dict[str, object]] = []
     for command in commands:
         for item in run_command(command, dispatcher):
-            yield (b"" if first else b",") + dumps(item).encode()
-            first = False
+            if item["answer"] == "action" and len(actions) < ACTION_CHUNK:
+                actions.append(item)
+                continue
+            if actions:
+                yield separator + dumps(actions)[1:-1].encode()
+                separator, actions = b",", []
+            if item["answer"] == "action":
+                actions.append(item)
+                continue
+            yield separator + dumps(item).encode()
+            separator = b","
+    if actions:
+        yield separator + dumps(actions)[1:-1].encode()
     yield b"]"
 
 

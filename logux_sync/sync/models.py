@@ -198,6 +198,16 @@ class LoguxSynced(models.Model):
         return bool(user.has_perm(perm) or user.has_perm(perm, self))
 
     @classmethod
+    def logux_can_read_all(cls, user: Any) -> bool:
+        """True when `user` may read every row without a per-row check: the default `can_read` and a
+        model-level `view` permission. Lets a list load skip building model instances."""
+        if getattr(cls._logux.hooks, "can_read", None) is not None:
+            return False
+        if getattr(cls.logux_can_read, "__func__", cls.logux_can_read) is not LoguxSynced.logux_can_read:
+            return False
+        return bool(user.has_perm(f"{cls._meta.app_label}.view_{cls._meta.model_name}"))
+
+    @classmethod
     def logux_can_subscribe(cls, user: Any, filter: dict[str, Any], channel: str) -> bool:
         """May `user` subscribe to a list of rows (plural channel with `filter`, or a derived channel)?"""
         hook = getattr(cls._logux.hooks, "can_subscribe", None)

@@ -45,6 +45,11 @@ class LoguxOptions:
     subscription_ttl: int
     hooks: Any
 
+    @property
+    def attnames(self) -> list[str]:
+        """Column attribute names of the synced fields, in `fields` order (`project_id` for `project`)."""
+        return [self.field(name).attname for name in self.fields]
+
     @classmethod
     def from_model(cls, model: type[LoguxSynced]) -> LoguxOptions:
         meta = getattr(model, "LoguxMeta", None)
