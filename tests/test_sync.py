@@ -336,6 +336,10 @@ def test_row_snapshot_grouped_by_time_and_since(endpoint: Endpoint) -> None:
     edit(endpoint, {"type": "tasks/change", "id": "x1", "fields": {"done": True}}, u.pk, 2000)
     answers = subscribe(endpoint, "tasks/x1", u.pk)
     loaded = [(a["action"], a["meta"]) for a in answers if a["answer"] == "action"]
+    # Each group carries an id that orders like the edit that set it (see clocks.derived_id).
+    ids = [meta.pop("id") for _, meta in loaded]
+    assert [i.split(" ", 1)[1] for i in ids] == [f"{u.pk}:c:t 0", f"{u.pk}:c:t 0"]
+    assert all(int(i.split(" ")[0]) > 10**13 for i in ids)
     assert loaded == [
         (
             {"type": "tasks/changed", "id": "x1", "fields": {"title": "A", "project": None}},
@@ -441,3 +445,19 @@ def test_a_failing_after_commit_delivery_is_logged_not_raised(
         Note.objects.create(id="n1", text="x", owner=ann)
     assert Note.objects.filter(id="n1").exists()
     assert any("_Batch" in r.getMessage() and r.exc_info for r in caplog.records), caplog.text
+
+
+def test_derived_ids_order_like_the_edit_they_come_from() -> None:
+    from logux_sync.protocol import is_first_older
+    from logux_sync.sync.clocks import derived_id
+
+    edits = ["5 10:a:t 0", "5 10:a:t2 0", "5 10:a:t 1", "5 9:b:c 0", "5 10:a 0", "6 1:x:y 0", "5 server:ab 3"]
+    for first in edits:
+        for second in edits:
+            if first == second:
+                continue
+            expected = is_first_older({"id": first, "time": 5}, {"id": second, "time": 5})
+            assert is_first_older({"id": derived_id(first), "time": 5}, {"id": second, "time": 5}) == expected
+            assert is_first_older({"id": first, "time": 5}, {"id": derived_id(second), "time": 5}) == expected
+    assert derived_id(edits[0]) != derived_id(edits[0])  # unique: the Logux server drops repeated ids
+    assert is_first_older({"id": edits[0], "time": 5}, {"id": derived_id(edits[0]), "time": 5})

@@ -26,7 +26,7 @@ from ..client import add_batch
 from ..conf import logux_settings
 from ..exceptions import LoguxServerError
 from ..protocol import Action, RawMeta
-from .clocks import server_meta
+from .clocks import derived_id
 
 if TYPE_CHECKING:
     from django.db import models
@@ -101,9 +101,8 @@ def make_change(
         fields={} if new is None else {name: new[name] for name in changed},
         old=old,
         new=new,
-        # A client's edit goes out under a new id with the edit's time: the Logux server drops an
-        # action whose id its log already holds, and it holds the client's own action.
-        meta={"id": server_meta()["id"] if meta.get("client") else meta["id"], "time": meta["time"]},
+        # A client's edit goes out under an id of its own that orders like the edit's (see derived_id).
+        meta={"id": derived_id(meta["id"]) if meta.get("client") else meta["id"], "time": meta["time"]},
         exclude_client=meta.get("client"),
     )
 

@@ -16,6 +16,9 @@ from ..protocol import Meta, is_first_older
 SERVER_NODE = f"server:{secrets.token_hex(4)}{os.getpid():x}"
 _counter = itertools.count()
 _lock = threading.Lock()
+# Derived ids live at ms >= 10**13 (year 2286); each process starts its nonces at a random point.
+_DERIVED_MS_OFFSET = 10**13
+_nonces = itertools.count(secrets.randbelow(10**12))
 
 Clock = list[Any]  # [time, id]; JSON-friendly
 
@@ -30,6 +33,21 @@ def server_meta() -> dict[str, Any]:
         counter = next(_counter)
     ms = now_ms()
     return {"id": f"{ms} {SERVER_NODE} {counter}", "time": ms}
+
+
+def derived_id(edit_id: str) -> str:
+    """A fresh action id that orders exactly like `edit_id` against every other action.
+
+    Broadcasts and snapshots of an edit cannot reuse its id (the Logux server drops an action whose id
+    its log holds), and an id of our own node would rank them by our node id instead of the author's,
+    so edits made in the same millisecond would converge differently on clients than in the database.
+    Logux compares time, node id, counter, and only then the id's own ms: keeping the node and counter
+    and moving the ms part centuries ahead (where no real node makes ids) gives an id that sorts right
+    after the edit itself and exactly where the edit sorts against everything else."""
+    ms, node, counter = edit_id.split(" ")
+    with _lock:
+        nonce = next(_nonces)
+    return f"{int(ms) + _DERIVED_MS_OFFSET + nonce} {node} {counter}"
 
 
 def clock_of(meta: Mapping[str, Any] | Meta) -> Clock:

@@ -11,7 +11,7 @@ from django.db import transaction
 from ..commands import ActionCommand, ChannelCommand
 from ..exceptions import Undo
 from ..protocol import Action, Meta, RawMeta
-from .clocks import clock_meta, is_newer
+from .clocks import clock_meta, derived_id, is_newer
 from .models import LoguxSynced
 from .options import LoguxOptions, WireError, to_wire
 from .subscriptions import remember
@@ -177,13 +177,20 @@ def snapshot_values(
             group = groups[key] = {}
         group[name] = to_wire(value)
     if len(groups) == 1:  # the usual row: every field last changed by one edit
-        (((time, _), fields),) = groups.items()
-        return [({"type": f"{opts.plural}/changed", "id": wire_id, "fields": fields}, {"time": time} if time else {})]
+        (((time, clock_id), fields),) = groups.items()
+        return [({"type": f"{opts.plural}/changed", "id": wire_id, "fields": fields}, _load_meta(time, clock_id))]
     pairs: list[tuple[Action, RawMeta]] = []
-    for (time, _), fields in sorted(groups.items(), key=lambda item: item[0][0]):
+    for (time, clock_id), fields in sorted(groups.items(), key=lambda item: item[0][0]):
         action = {"type": f"{opts.plural}/changed", "id": wire_id, "fields": fields}
-        pairs.append((action, {"time": time} if time else {}))
+        pairs.append((action, _load_meta(time, clock_id)))
     return pairs
+
+
+def _load_meta(time: float, clock_id: str) -> RawMeta:
+    """The meta of loaded fields: their clock's time, and an id that orders like the clock's edit."""
+    if not time or clock_id.count(" ") != 2:
+        return {"time": time} if time else {}
+    return {"id": derived_id(clock_id), "time": time}
 
 
 class SyncedChannel(ChannelCommand):

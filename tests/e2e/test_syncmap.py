@@ -148,12 +148,6 @@ def test_an_orm_save_and_update_reach_both_clients_live(stack: Stack) -> None:
     assert (row["title"], row["column"]) == ("Saved in the shell", "done")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="broadcast.make_change() sends a client's edit under a new `<ms> server:<x> <n>` id: when two "
-    "edits share a ms, every client ranks that id above its own edit (isFirstOlder compares node ids), so "
-    "each can end with the other's value; fails in about 1 run of 3",
-)
 def test_concurrent_edits_of_one_card_converge(stack: Stack) -> None:
     seen = stack.drive("conflict")
 
