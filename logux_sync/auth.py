@@ -82,6 +82,7 @@ def parse_range(supports: str) -> semantic_version.NpmSpec:
     return semantic_version.NpmSpec(supports)
 
 
+@lru_cache(maxsize=256)
 def subprotocol_supported(subprotocol: str | None, supports: str) -> bool:
     """Does the client's subprotocol satisfy the range? A missing or malformed one does not."""
     if not subprotocol:

@@ -50,9 +50,12 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+_ENCODER = json.JSONEncoder(default=_default, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
 def dumps(value: Any) -> str:
     """Serialize for the wire: sorted keys, because Logux compares actions as JSON strings."""
-    return json.dumps(value, default=_default, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return _ENCODER.encode(value)
 
 
 def _utf16(text: str) -> bytes:

@@ -46,6 +46,8 @@ class Endpoint:
         if response.streaming:
             text = b"".join(response.streaming_content).decode()
             return response.status_code, json.loads(text)
+        if response["Content-Type"] == "application/json":  # a body of auth commands only
+            return response.status_code, json.loads(response.content)
         return response.status_code, response.content.decode()
 
     def answers(self, *commands: dict[str, Any]) -> list[dict[str, Any]]:
