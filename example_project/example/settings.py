@@ -69,6 +69,29 @@ CACHES = {
     }
 }
 
+# EXAMPLE_DATABASE=postgres: PostgreSQL on EXAMPLE_PG_HOST:EXAMPLE_PG_PORT (the tests' concurrency runs).
+if os.environ.get("EXAMPLE_DATABASE") == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ.get("EXAMPLE_PG_NAME", "logux_example"),
+            "HOST": os.environ.get("EXAMPLE_PG_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("EXAMPLE_PG_PORT", "5432"),
+            "USER": os.environ.get("EXAMPLE_PG_USER", "postgres"),
+            "PASSWORD": os.environ.get("EXAMPLE_PG_PASSWORD", ""),
+        }
+    }
+
+# EXAMPLE_CACHE=redis: the wrong-secret lock in Redis (EXAMPLE_REDIS_URL) instead of files.
+if os.environ.get("EXAMPLE_CACHE") == "redis":
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ.get("EXAMPLE_REDIS_URL", "redis://127.0.0.1:6379/0"),
+            "KEY_PREFIX": os.environ.get("EXAMPLE_CACHE_PREFIX", "example"),
+        }
+    }
+
 LOGUX_SYNC = {
     "SECRET": os.environ.get("LOGUX_CONTROL_SECRET", "parole"),
     "URLS": os.environ.get("LOGUX_URL", "http://127.0.0.1:31337/"),
@@ -76,6 +99,8 @@ LOGUX_SYNC = {
     "SUBPROTOCOL": "1.0.0",
     "SUPPORTS": "^1.0.0",
 }
+if os.environ.get("EXAMPLE_TOKEN_MAX_AGE"):
+    LOGUX_SYNC["TOKEN_MAX_AGE"] = int(os.environ["EXAMPLE_TOKEN_MAX_AGE"])
 
 # `@logux/backend-test` authenticates with the token `USER_ID:good`; only that run turns this on.
 LOGUX_CONFORMANCE = os.environ.get("LOGUX_CONFORMANCE") == "1"

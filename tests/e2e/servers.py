@@ -100,3 +100,73 @@ def logux_server(backend: str, port: int | None = None, name: str = "logux") -> 
     env.update(LOGUX_BACKEND=backend, LOGUX_CONTROL_SECRET="parole", LOGUX_PORT=str(port))
     with started([NODE, str(EXAMPLE / "logux_server.mjs")], env, port, f"{name}.log", ROOT):
         yield port
+
+
+def spawn(args: list[str], env: dict[str, str], port: int, log_name: str, cwd: Path) -> subprocess.Popen[bytes]:
+    """Start a process in its own session, logging to test-artifacts/<log_name> (appended), and wait for
+    its port. The caller stops it with stop() or kill()."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = ARTIFACTS / log_name
+    with log.open("ab") as out:
+        process = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_port(port, process, log)
+    except BaseException:
+        stop(process)
+        raise
+    return process
+
+
+def kill(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group: a crash, not a shutdown."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def spawn_logux(backend: str, port: int, name: str = "logux") -> subprocess.Popen[bytes]:
+    """@logux/server 0.13.1 in proxy mode on `port`, as a process the caller may kill and start again."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGUX_")}
+    env.update(LOGUX_BACKEND=backend, LOGUX_CONTROL_SECRET="parole", LOGUX_PORT=str(port))
+    return spawn([NODE, str(EXAMPLE / "logux_server.mjs")], env, port, f"{name}.log", ROOT)
+
+
+@contextmanager
+def gunicorn_args(env: dict[str, str], extra: list[str], workers: int = 2, name: str = "gunicorn") -> Iterator[str]:
+    """Like gunicorn(), with extra command-line options (e.g. an access log format with the worker pid)."""
+    port = free_port()
+    args = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}"]
+    args += ["--access-logfile", "-", *extra, "example.wsgi"]
+    with started(args, env, port, f"{name}.log", EXAMPLE):
+        yield f"http://127.0.0.1:{port}/logux/"
+
+
+def demo_users(env: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Create the example's demo users; {username: {id, token}}."""
+    import json
+
+    run = subprocess.run(
+        [sys.executable, "manage.py", "demo_users", "--tokens"],
+        cwd=EXAMPLE,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(run.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def run_python(env: dict[str, str], code: str, timeout: float = 120) -> str:
+    """Run `code` in a fresh Python with the example's settings (django.setup() done first); its stdout."""
+    prelude = "import django\ndjango.setup()\n"
+    run = subprocess.run(
+        [sys.executable, "-c", prelude + code],
+        cwd=EXAMPLE,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if run.returncode != 0:
+        raise RuntimeError(f"python failed ({run.returncode}):\n{run.stderr[-4000:]}")
+    return run.stdout
