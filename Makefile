@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install example test lint bench clean
+.PHONY: install example test lint bench clean browser-deps
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,11 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+# The browser tests drive Debian's Chromium with npm's playwright-core (no downloaded browsers).
+browser-deps:
+	@test -x /usr/bin/chromium || { apt-get update && apt-get install -y chromium; }
+
+test: lint browser-deps
 	$(BIN)/pytest
 
 bench: install

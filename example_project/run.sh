@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Starts the example: migrates its SQLite database, runs the Logux server (0.13.1, proxy mode)
-# and Django under gunicorn, and prints the URL. Ctrl-C stops both.
+# Starts the example: builds the board's front end, migrates its SQLite database, runs the Logux server
+# (0.13.1, proxy mode) and Django under gunicorn, and prints the URL. Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")"
 export PYTHONPATH="$(cd .. && pwd)${PYTHONPATH:+:$PYTHONPATH}"
@@ -9,6 +9,7 @@ DJANGO_PORT="${DJANGO_PORT:-8000}"
 LOGUX_PORT="${LOGUX_PORT:-31337}"
 export LOGUX_URL="http://127.0.0.1:${LOGUX_PORT}/"
 
+node board/frontend/build.mjs
 python manage.py migrate --noinput -v0
 python manage.py demo_users
 mkdir -p .logs
@@ -18,6 +19,6 @@ env -u LOGUX_URL -u LOGUX_CONFORMANCE LOGUX_BACKEND="http://127.0.0.1:${DJANGO_P
 LOGUX_PID=$!
 trap 'kill $LOGUX_PID 2>/dev/null || true' EXIT INT TERM
 
-echo "Example running: http://127.0.0.1:${DJANGO_PORT}/admin/ (alice/alice, bob/bob)"
+echo "Board: http://127.0.0.1:${DJANGO_PORT}/ (log in as alice/alice or bob/bob; the admin is at /admin/)"
 echo "Logux server: ws://127.0.0.1:${LOGUX_PORT}/ (log in example_project/.logs/logux.log)"
 gunicorn --workers 2 --bind "127.0.0.1:${DJANGO_PORT}" --access-logfile - example.wsgi

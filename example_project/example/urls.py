@@ -1,7 +1,11 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.contrib.staticfiles.views import serve
+from django.urls import include, path, re_path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("logux/", include("logux_sync.urls")),
+    # gunicorn serves the example with DEBUG off as well; a real deployment serves /static/ elsewhere.
+    re_path(r"^static/(?P<path>.*)$", serve, {"insecure": True}),
+    path("", include("board.urls")),
 ]

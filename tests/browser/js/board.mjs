@@ -1,0 +1,329 @@
+// Drives the example's board page in Debian's Chromium through playwright-core, as people use it:
+// log in, type, click, drag nothing. Two browser contexts are alice and bob; a third page is the
+// Django admin. Prints one JSON object with what the pages showed and how long it took; the
+// assertions are in test_board.py. A step that does not happen in time fails naming the step.
+//
+// Usage: node board.mjs <scenario> '<config JSON>'
+// config: {base, screenshots, chromium, timeout}
+import { chromium } from 'playwright-core'
+
+const [scenario, rawConfig] = process.argv.slice(2)
+const config = JSON.parse(rawConfig)
+// The issue's bar: another user's page shows an edit within a second of the edit.
+const LIVE_MS = config.timeout ?? 1000
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-component-update',
+  '--disable-sync'
+]
+
+const problems = [] // page errors and unexpected console errors, reported to Python
+const pages = []
+
+function log(...args) {
+  process.stderr.write(`[${new Date().toISOString()}] ${args.join(' ')}\n`)
+}
+
+async function login(browser, name) {
+  const context = await browser.newContext({ viewport: { width: 1180, height: 640 } })
+  const page = await context.newPage()
+  page.on('pageerror', error => problems.push(`${name}: ${error.message}`))
+  page.on('console', message => {
+    if (message.type() === 'error') {
+      const text = message.text()
+      // Chromium reports the refused reconnects of a page that is offline on purpose.
+      if (!/ERR_INTERNET_DISCONNECTED/.test(text)) problems.push(`${name} console: ${text}`)
+    }
+  })
+  await page.goto(config.base + '/')
+  await page.fill('input[name=username]', name)
+  await page.fill('input[name=password]', name)
+  await page.click('button[type=submit]')
+  await page.waitForSelector('#status[data-state=online]', { timeout: 10000 })
+  await page.waitForSelector('#board:not(.loading)')
+  pages.push(page)
+  return { context, page, name }
+}
+
+function card(page, title) {
+  return page.locator('.card', { has: page.locator('.title', { hasText: exact(title) }) })
+}
+
+function exact(text) {
+  return new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`)
+}
+
+// What a page shows: {title: {column, private, owner}} for every card.
+async function board(page) {
+  return page.evaluate(() => {
+    const result = {}
+    for (const li of document.querySelectorAll('.card')) {
+      const title = li.querySelector('.title').textContent
+      result[title] = {
+        column: li.closest('.column').dataset.column,
+        owner: li.querySelector('.owner').textContent,
+        private: li.classList.contains('private')
+      }
+    }
+    return result
+  })
+}
+
+// Comparable boards: the owner label says "me" on one's own cards.
+async function neutral(user) {
+  const shown = await board(user.page)
+  for (const value of Object.values(shown)) {
+    if (value.owner === 'me') value.owner = user.name
+  }
+  return shown
+}
+
+// Waits until `check()` holds, at most `ms`; returns the milliseconds it took.
+async function within(what, ms, check) {
+  const started = performance.now()
+  for (;;) {
+    if (await check()) return Math.round(performance.now() - started)
+    if (performance.now() - started > ms) throw new Error(`not within ${ms} ms: ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}
+
+// Like within(), but answers null instead of failing: for what the tests mark as a known gap.
+async function maybeWithin(ms, check) {
+  try {
+    return await within('', ms, check)
+  } catch {
+    return null
+  }
+}
+
+// The column a card with exactly this title is in on the page, or null; one look at the DOM, so a
+// card that moves or goes meanwhile cannot break it.
+async function columnOf(page, title) {
+  return page.evaluate(wanted => {
+    const found = [...document.querySelectorAll('.card')].filter(li => li.querySelector('.title').textContent === wanted)
+    return found.length === 1 ? found[0].closest('.column').dataset.column : null
+  }, title)
+}
+
+async function add(user, column, title) {
+  const input = user.page.locator(`[data-column=${column}] input[name=title]`)
+  await input.fill(title)
+  await input.press('Enter')
+}
+
+async function rename(user, from, to) {
+  await card(user.page, from).locator('.title').click()
+  const input = user.page.locator('.card input.rename')
+  await input.fill(to)
+  await input.press('Enter')
+}
+
+async function press(user, title, act) {
+  await card(user.page, title).locator(`[data-act=${act}]`).click()
+}
+
+async function settled(user) {
+  await user.page.waitForSelector('#status[data-state=online]', { timeout: 10000 })
+}
+
+async function shot(user, name) {
+  const path = `${config.screenshots}/${name}.png`
+  await user.page.screenshot({ path })
+  return path
+}
+
+const scenarios = {
+  // Alice's edits reach bob's page, and bob's reach alice's, each within LIVE_MS.
+  async live(browser) {
+    const alice = await login(browser, 'alice')
+    const bob = await login(browser, 'bob')
+    const ms = {}
+    const title = `Write the release notes ${Date.now() % 100000}`
+
+    await add(alice, 'todo', title)
+    ms.create = await within(`bob sees "${title}"`, LIVE_MS, async () => (await columnOf(bob.page, title)) === 'todo')
+
+    await rename(alice, title, `${title} v2`)
+    ms.rename = await within('bob sees the new title', LIVE_MS, async () => (await columnOf(bob.page, `${title} v2`)) === 'todo')
+
+    await press(bob, `${title} v2`, 'right')
+    ms.move = await within('alice sees the card in Doing', LIVE_MS, async () => (await columnOf(alice.page, `${title} v2`)) === 'doing')
+
+    await press(bob, `${title} v2`, 'delete')
+    ms.delete = await within('alice sees the card go', LIVE_MS, async () => (await columnOf(alice.page, `${title} v2`)) === null)
+
+    await settled(alice)
+    await settled(bob)
+    return { ms, title, alice: await neutral(alice), bob: await neutral(bob) }
+  },
+
+  // Only the owner may make a card private; a private card's later edits never reach others.
+  async private(browser) {
+    const alice = await login(browser, 'alice')
+    const bob = await login(browser, 'bob')
+    const title = `Salary review ${Date.now() % 100000}`
+    await add(alice, 'todo', title)
+    await within(`bob sees "${title}"`, LIVE_MS, async () => (await columnOf(bob.page, title)) === 'todo')
+    await settled(alice)
+    const bobMayToggle = await card(bob.page, title).locator('[data-act=private]').isEnabled()
+
+    await press(alice, title, 'private')
+    const aliceSeesPrivate = await card(alice.page, title).evaluate(li => li.classList.contains('private'))
+    const hiddenMs = await maybeWithin(LIVE_MS, async () => (await columnOf(bob.page, title)) === null)
+    await rename(alice, title, `${title}: secret`)
+    await press(alice, `${title}: secret`, 'right')
+    await settled(alice)
+    await new Promise(resolve => setTimeout(resolve, LIVE_MS))
+    const bobAfterSecretEdits = await neutral(bob)
+
+    await press(alice, `${title}: secret`, 'private')
+    const sharedMs = await maybeWithin(LIVE_MS, async () => (await columnOf(bob.page, `${title}: secret`)) === 'doing')
+    await settled(alice)
+    return {
+      title,
+      bobMayToggle,
+      aliceSeesPrivate,
+      hiddenMs,
+      sharedMs,
+      bobAfterSecretEdits,
+      alice: await neutral(alice),
+      bob: await neutral(bob)
+    }
+  },
+
+  // Bob edits while offline; alice edits the same cards meanwhile. Back online, both pages agree,
+  // per field the later edit winning.
+  async offline(browser) {
+    const alice = await login(browser, 'alice')
+    const bob = await login(browser, 'bob')
+    const tag = Date.now() % 100000
+    const both = `Shared card ${tag}`
+    const clash = `Contested card ${tag}`
+    await add(alice, 'todo', both)
+    await add(alice, 'todo', clash)
+    await within('bob sees both cards', 3000, async () => (await columnOf(bob.page, clash)) === 'todo')
+    await settled(alice)
+
+    await bob.context.setOffline(true)
+    await within('bob\'s page says offline', 3000, async () =>
+      (await bob.page.getAttribute('#status', 'data-state')) === 'offline'
+    )
+    await rename(bob, both, `${both} renamed by bob`) // bob: title of the shared card
+    await rename(bob, clash, `${clash}: bob's title`) // bob first, alice later: alice's title wins
+    await press(bob, `${both} renamed by bob`, 'right') // bob: Doing
+    await new Promise(resolve => setTimeout(resolve, 50))
+    await press(alice, both, 'right')
+    await press(alice, both, 'right') // alice, later: Done, so her column wins over bob's
+    await rename(alice, clash, `${clash}: alice's title`)
+    await settled(alice)
+    const offlineStatus = await bob.page.textContent('#status .label')
+    const offlineShot = await shot(bob, 'offline-bob')
+    const bobWhileOffline = await neutral(bob)
+    const aliceWhileBobOffline = await neutral(alice)
+
+    await bob.context.setOffline(false)
+    const started = performance.now()
+    // Chromium fires `online`, the client reconnects at once and sends what it kept.
+    const expected = {
+      [`${both} renamed by bob`]: 'done',
+      [`${clash}: alice's title`]: 'todo'
+    }
+    const converged = async () => {
+      for (const user of [alice, bob]) {
+        for (const [title, column] of Object.entries(expected)) {
+          if ((await columnOf(user.page, title)) !== column) return false
+        }
+      }
+      return JSON.stringify(await neutral(alice)) === JSON.stringify(await neutral(bob))
+    }
+    await within('both pages converge', 5000, converged)
+    const ms = Math.round(performance.now() - started)
+    await settled(bob)
+    await settled(alice)
+    await shot(bob, 'reconnected-bob')
+    return {
+      expected,
+      ms,
+      offlineStatus,
+      offlineShot,
+      bobWhileOffline,
+      aliceWhileBobOffline,
+      alice: await neutral(alice),
+      bob: await neutral(bob),
+      bobStatus: await bob.page.textContent('#status .label')
+    }
+  },
+
+  // An edit saved in the Django admin reaches both open boards.
+  async admin(browser) {
+    const alice = await login(browser, 'alice')
+    // A board worth a screenshot for the README, set before bob arrives (a card made private while
+    // he watches stays on his page: see test_a_card_made_private_leaves_the_other_users_page).
+    for (const [column, text] of [
+      ['todo', 'Write the README walkthrough'],
+      ['todo', 'Try the board offline'],
+      ['doing', 'Review the outbox retry'],
+      ['done', 'Pin @logux/client 0.21.1']
+    ]) {
+      if ((await columnOf(alice.page, text)) === null) await add(alice, column, text)
+    }
+    if (!(await card(alice.page, 'Try the board offline').evaluate(li => li.classList.contains('private')))) {
+      await press(alice, 'Try the board offline', 'private')
+    }
+    await settled(alice)
+
+    const bob = await login(browser, 'bob')
+    const title = `Edited in the admin ${Date.now() % 100000}`
+    await add(bob, 'todo', `Before the admin ${title}`)
+    await within("alice sees bob's card", 3000, async () => (await columnOf(alice.page, `Before the admin ${title}`)) === 'todo')
+    await settled(bob)
+    const id = await card(alice.page, `Before the admin ${title}`).getAttribute('data-id')
+
+    // A third page in alice's browser: her session is logged in to the admin as well.
+    const admin = await alice.context.newPage()
+    await admin.goto(`${config.base}/admin/board/task/${id}/change/`)
+    await admin.fill('input[name=title]', title)
+    await admin.selectOption('select[name=column]', 'doing')
+    const clicked = performance.now()
+    await admin.click('input[name=_save]')
+    await admin.waitForURL(/\/admin\/board\/task\/$/)
+    const ms = { adminPage: Math.round(performance.now() - clicked) }
+    for (const user of [alice, bob]) {
+      await within(`${user.name} sees the admin's edit`, LIVE_MS, async () => (await columnOf(user.page, title)) === 'doing')
+      ms[user.name] = Math.round(performance.now() - clicked)
+    }
+    await admin.close()
+
+    await within('bob sees the README cards', 3000, async () => (await columnOf(bob.page, 'Pin @logux/client 0.21.1')) === 'done')
+    const boardShot = await shot(alice, 'board-alice')
+    await shot(bob, 'board-bob')
+    return { id, title, ms, boardShot, alice: await neutral(alice), bob: await neutral(bob) }
+  }
+}
+
+const browser = await chromium.launch({ executablePath: config.chromium, args: CHROMIUM_ARGS })
+let exitCode = 0
+try {
+  const result = await scenarios[scenario](browser)
+  result.problems = problems
+  process.stdout.write(JSON.stringify(result) + '\n')
+} catch (error) {
+  log(error.stack || error)
+  log('problems seen:', JSON.stringify(problems))
+  for (const [index, page] of pages.entries()) {
+    try {
+      log(`page ${index} shows`, JSON.stringify(await board(page)), await page.textContent('#status'))
+      await page.screenshot({ path: `${config.screenshots}/${scenario}-failed-${index}.png` })
+    } catch {}
+  }
+  exitCode = 1
+} finally {
+  await browser.close()
+}
+process.exit(exitCode)
