@@ -160,3 +160,27 @@ def test_a_large_transaction_goes_out_whole_in_one_request(logux: FakeLogux) -> 
         Task.objects.bulk_create([Task(id=f"t{i:04}", title=str(i)) for i in range(1200)])
     assert [len(request) for request in logux.requests] == [1200]
     assert not LoguxOutbox.objects.exists()
+
+
+def test_a_late_change_of_a_deleted_row_does_not_bring_it_back(logux: FakeLogux) -> None:
+    # Seen in tests/e2e/test_faults.py: while the Logux server was down a row was created and changed;
+    # once it was back the row was deleted (sent inline); logux_deliver then sent the waiting
+    # `tasks/created`/`tasks/changed`, and @logux/client's createFilter put the deleted row back.
+    from django.contrib.auth import get_user_model
+
+    from logux_sync.sync.subscriptions import remember
+
+    reader = get_user_model().objects.create_superuser("reader", password="x")
+    remember("tasks", f"{reader.pk}:c1:t1", str(reader.pk), {}, 3600)
+    logux.down = True
+    task = Task.objects.create(id="a", title="A")
+    task.title = "B"
+    task.save()
+    logux.down = False
+    broadcast._inline_paused_until = 0.0
+    task.delete()
+    assert [(a["type"], m["nodes"]) for a, m in logux.requests[-1]] == [("tasks/deleted", [f"{reader.pk}:c1:t1"])]
+    broadcast.deliver(ignore_backoff=True)
+    late = [(a["type"], m["nodes"]) for a, m in logux.requests[-1]]
+    assert late == [("tasks/created", []), ("tasks/changed", [])], late
+    assert not LoguxOutbox.objects.exists()

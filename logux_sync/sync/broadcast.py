@@ -260,7 +260,9 @@ def send(pairs: list[tuple[Action, RawMeta]]) -> None:
 
 
 def _objects(changes: list[Change], using: str) -> dict[tuple[str, str], Any]:
-    """The current rows of the changes (one query per model); a deleted row is rebuilt from its old state."""
+    """The current rows of the changes (one query per model); a deleted row is rebuilt from its old state
+    for its `deleted` action only. A create or change of a row that is gone by now reaches no one: its
+    `deleted` went out already or goes out with it, and a late `created` would bring the row back."""
     from .registry import synced_models
 
     found: dict[tuple[str, str], Any] = {}
@@ -274,10 +276,9 @@ def _objects(changes: list[Change], using: str) -> dict[tuple[str, str], Any]:
         for obj in model._base_manager.using(using).filter(pk__in=pks):
             found[(plural, opts.wire_id(obj))] = obj
     for change in changes:
-        key = (change.plural, change.wire_id)
-        state = change.new if change.kind != "deleted" else change.old
-        if (change.kind == "deleted" or key not in found) and state is not None:
-            found[key] = synced_models[change.plural]._logux.instance_from_wire(change.wire_id, state)
+        if change.kind == "deleted" and change.old is not None:
+            opts = synced_models[change.plural]._logux
+            found[(change.plural, change.wire_id)] = opts.instance_from_wire(change.wire_id, change.old)
     return found
 
 
