@@ -190,11 +190,21 @@ def test_row_subscriber_stops_receiving_when_it_may_no_longer_read(endpoint: End
     assert sent[-1][1]["nodes"] == []  # ann's node is subscribed but may not read the row any more
 
 
-def test_creating_subscription_gets_later_changes(endpoint: Endpoint, sent: list) -> None:
-    u = user("ann", "view_task", "change_task")
+def test_creator_node_gets_later_changes(endpoint: Endpoint, sent: list) -> None:
+    u = user("ann", "view_task", "add_task")
     assert answers_of(subscribe(endpoint, "tasks/new1", u.pk, node="a:1", creating=True)) == ["approved", "processed"]
-    Task.objects.create(id="new1", title="made elsewhere")
+    assert not LoguxSubscription.objects.exists()  # nothing is remembered for a row that does not exist
+    create = {"type": "tasks/create", "id": "new1", "fields": {"title": "mine"}}
+    endpoint.answers(action_command(create, meta_id=f"10 {u.pk}:a:1 0", time=10))
+    Task.objects.filter(pk="new1").update(title="changed elsewhere")
     assert sent[-1][1]["nodes"] == [f"{u.pk}:a:1"]
+
+
+def test_creating_subscriptions_store_nothing_and_read_only_models_refuse_them(endpoint: Endpoint) -> None:
+    nobody = user("nobody")
+    assert answers_of(subscribe(endpoint, "tasks/made-up", nobody.pk, creating=True)) == ["approved", "processed"]
+    assert answers_of(subscribe(endpoint, "counters/77", nobody.pk, creating=True)) == ["forbidden"]
+    assert not LoguxSubscription.objects.exists()
 
 
 # ---- client edits through the endpoint --------------------------------------------------------
@@ -461,3 +471,10 @@ def test_derived_ids_order_like_the_edit_they_come_from() -> None:
             assert is_first_older({"id": first, "time": 5}, {"id": derived_id(second), "time": 5}) == expected
     assert derived_id(edits[0]) != derived_id(edits[0])  # unique: the Logux server drops repeated ids
     assert is_first_older({"id": edits[0], "time": 5}, {"id": derived_id(edits[0]), "time": 5})
+
+
+def test_values_a_database_cannot_take_are_refused_not_errors(endpoint: Endpoint) -> None:
+    u = user("ann", "view_task", "add_task")
+    assert answers_of(subscribe(endpoint, "tasks", u.pk, filter={"project": 10**30})) == ["forbidden"]
+    assert answers_of(subscribe(endpoint, "tasks/\ud800", u.pk)) == ["forbidden"]
+    assert not LoguxSubscription.objects.exists()

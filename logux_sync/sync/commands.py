@@ -102,6 +102,9 @@ class CreateAction(SyncedAction):
             self.validate(obj)
             obj._logux_meta = _edit_meta(meta)  # type: ignore[attr-defined]
             obj.save(force_insert=True)
+            # The author's store subscribed with `creating: true` before the row existed.
+            opts = self.opts
+            remember(opts.plural, meta.node_id, meta.user_id, {}, opts.subscription_ttl, row_id=opts.wire_id(obj))
 
 
 class ChangeAction(SyncedAction):
@@ -221,17 +224,23 @@ class RowChannel(SyncedChannel):
         except WireError:
             return False
         if obj is None:
-            return bool(self.user.is_authenticated)  # load() answers notFound, or nothing when creating
+            # load() answers notFound, or nothing when the client is creating the row (read-only
+            # models are never created by clients).
+            creating = bool(action.get("creating")) and not self.opts.read_only
+            return bool(self.user.is_authenticated) and (creating or not action.get("creating"))
         return obj.logux_can_read(self.user)
 
     def load(self, action: Action, meta: Meta) -> list[tuple[Action, RawMeta]]:
         obj, opts = self._obj(), self.opts
-        if obj is None and not action.get("creating"):
+        if obj is None:
+            if action.get("creating"):
+                # Nothing is remembered for a row that does not exist (made-up ids would fill the
+                # table); the create itself subscribes its author's node (CreateAction.process).
+                return []
             raise Undo("notFound")
         # Changes of the row then reach this node, each while its user may read the row.
-        row_id = self.params["id"] if obj is None else opts.wire_id(obj)
-        remember(opts.plural, meta.node_id, meta.user_id, {}, opts.subscription_ttl, row_id=row_id)
-        if obj is None or action.get("creating"):
+        remember(opts.plural, meta.node_id, meta.user_id, {}, opts.subscription_ttl, row_id=opts.wire_id(obj))
+        if action.get("creating"):
             return []
         return snapshot(opts, obj, self.since_time())
 

@@ -23,6 +23,15 @@ class WireError(ValueError):
     """A value or field name from a client that the model cannot take."""
 
 
+def storable(value: Any) -> Any:
+    """Refuse what a database cannot take in a query: integers beyond 64 bits, lone surrogates."""
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        raise ValueError("the number is out of range")
+    if isinstance(value, str):
+        value.encode("utf-8")  # UnicodeEncodeError is a ValueError
+    return value
+
+
 def to_wire(value: Any) -> Any:
     """A Python value as the JSON value clients see (Django's JSON conventions)."""
     if value is None or isinstance(value, (str, bool, int, float)):
@@ -112,7 +121,7 @@ class LoguxOptions:
         field = self.field(name)
         target = field.target_field if field.is_relation else field  # type: ignore[attr-defined]
         try:
-            return target.to_python(value)
+            return storable(target.to_python(value))
         except (ValidationError, TypeError, ValueError) as exc:
             raise WireError(f"{name}: {exc}") from None
 
@@ -132,7 +141,7 @@ class LoguxOptions:
         if not isinstance(value, (str, int)) or isinstance(value, bool):
             raise WireError("id must be a string or a number")
         try:
-            return self.id_field.to_python(value)
+            return storable(self.id_field.to_python(value))
         except (ValidationError, TypeError, ValueError) as exc:
             raise WireError(f"id: {exc}") from None
 
