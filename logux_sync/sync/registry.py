@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..registry import logux
-from . import commands, signals
+from . import commands, lifecycle, signals
 from .models import LoguxSynced
 
 synced_models: dict[str, type[LoguxSynced]] = {}
@@ -41,3 +41,4 @@ def register_model(model: type[LoguxSynced]) -> None:
             _handler(commands.DerivedChannel, f"{name}Derived{index}", model=model, channel_pattern=pattern)
         )
     signals.connect(model)
+    lifecycle.register()  # the bridge's unsubscribe and disconnect notices

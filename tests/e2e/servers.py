@@ -170,3 +170,22 @@ def run_python(env: dict[str, str], code: str, timeout: float = 120) -> str:
     if run.returncode != 0:
         raise RuntimeError(f"python failed ({run.returncode}):\n{run.stderr[-4000:]}")
     return run.stdout
+
+
+BRIDGE = ROOT / "logux_sync" / "bridge" / "bridge.mjs"
+
+
+def bridge_args(backend: str, port: int, *extra: str) -> list[str]:
+    """The command line of the logux-sync bridge (@logux/server 0.14) on `port` in front of `backend`."""
+    return [NODE, str(BRIDGE), f"--backend={backend}", f"--port={port}", "--secret=parole", *extra]
+
+
+@contextmanager
+def bridge_server(
+    backend: str, port: int | None = None, name: str = "bridge", extra: tuple[str, ...] = ()
+) -> Iterator[int]:
+    """Run the logux-sync bridge in front of `backend`; yields its port."""
+    port = port or free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGUX_")}
+    with started(bridge_args(backend, port, *extra), env, port, f"{name}.log", ROOT):
+        yield port
