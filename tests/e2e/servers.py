@@ -172,6 +172,16 @@ def run_python(env: dict[str, str], code: str, timeout: float = 120) -> str:
     return run.stdout
 
 
+@contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A temporary directory of our own: pytest's tmp_path is pruned when other pytest sessions start
+    (it keeps the last three), which removes files under a long test's feet when several run at once."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as name:
+        yield Path(name)
+
+
 BRIDGE = ROOT / "logux_sync" / "bridge" / "bridge.mjs"
 
 
