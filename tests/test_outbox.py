@@ -184,3 +184,24 @@ def test_a_late_change_of_a_deleted_row_does_not_bring_it_back(logux: FakeLogux)
     late = [(a["type"], m["nodes"]) for a, m in logux.requests[-1]]
     assert late == [("tasks/created", []), ("tasks/changed", [])], late
     assert not LoguxOutbox.objects.exists()
+
+
+def test_changes_of_a_row_deleted_in_the_same_delivery_reach_only_its_deletion(logux: FakeLogux) -> None:
+    # The e2e fault run: logux_deliver sent a row's waiting `changed` and its `deleted` together, and
+    # createFilter (which handles `changed` a microtask late) put the deleted row back.
+    from django.contrib.auth import get_user_model
+
+    from logux_sync.sync.subscriptions import remember
+
+    reader = get_user_model().objects.create_superuser("reader", password="x")
+    node = f"{reader.pk}:c1:t1"
+    remember("tasks", node, str(reader.pk), {}, 3600)
+    logux.down = True
+    task = Task.objects.create(id="a", title="A")
+    task.title = "B"
+    task.save()
+    task.delete()
+    logux.down = False
+    broadcast.deliver(ignore_backoff=True)
+    sent = [(a["type"], m["nodes"]) for a, m in logux.requests[-1]]
+    assert sent == [("tasks/created", []), ("tasks/changed", []), ("tasks/deleted", [node])], sent

@@ -260,9 +260,7 @@ def send(pairs: list[tuple[Action, RawMeta]]) -> None:
 
 
 def _objects(changes: list[Change], using: str) -> dict[tuple[str, str], Any]:
-    """The current rows of the changes (one query per model); a deleted row is rebuilt from its old state
-    for its `deleted` action only. A create or change of a row that is gone by now reaches no one: its
-    `deleted` went out already or goes out with it, and a late `created` would bring the row back."""
+    """The rows of the changes as they are now (one query per model); a row that is gone is missing."""
     from .registry import synced_models
 
     found: dict[tuple[str, str], Any] = {}
@@ -275,11 +273,20 @@ def _objects(changes: list[Change], using: str) -> dict[tuple[str, str], Any]:
         pks = [opts.python_id(i) for i in wire_ids]
         for obj in model._base_manager.using(using).filter(pk__in=pks):
             found[(plural, opts.wire_id(obj))] = obj
-    for change in changes:
-        if change.kind == "deleted" and change.old is not None:
-            opts = synced_models[change.plural]._logux
-            found[(change.plural, change.wire_id)] = opts.instance_from_wire(change.wire_id, change.old)
     return found
+
+
+def _target(change: Change, rows: dict[tuple[str, str], Any]) -> Any:
+    """The row whose readers get the change: a deleted row rebuilt from its last state. A create or
+    change of a row that is gone by now reaches no one: its `deleted` goes (or went) out after it, and
+    @logux/client's createFilter puts a row back when a late `changed` overtakes that `deleted`."""
+    from .registry import synced_models
+
+    if change.kind == "deleted":
+        if change.old is None:
+            return None
+        return synced_models[change.plural]._logux.instance_from_wire(change.wire_id, change.old)
+    return rows.get((change.plural, change.wire_id))
 
 
 def address(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[tuple[Action, RawMeta]]:
@@ -298,7 +305,7 @@ def address(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[tuple[
     pairs = []
     for change in changes:
         opts = synced_models[change.plural]._logux
-        obj = objects.get((change.plural, change.wire_id))
+        obj = _target(change, objects)
         nodes: list[str] = []
         for sub in subscriptions.get(change.plural, ()):
             client = ":".join(sub.node_id.split(":")[:2])
