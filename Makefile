@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install example test lint bench clean browser-deps
+.PHONY: install bridge example test lint bench clean browser-deps
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,14 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(BIN)/.installed node_modules/.installed
+# The bridge for @logux/server 0.14 (`manage.py logux_server`) and the client its tests drive.
+logux_sync/bridge/node_modules/.installed: logux_sync/bridge/package.json logux_sync/bridge/package-lock.json
+	npm ci --prefix logux_sync/bridge --no-audit --no-fund --loglevel=error
+	touch $@
+
+bridge: logux_sync/bridge/node_modules/.installed
+
+install: $(BIN)/.installed node_modules/.installed bridge
 
 example: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash example_project/run.sh
@@ -36,4 +43,4 @@ bench: install
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) node_modules example_project/db.sqlite3 example_project/.cache
+	rm -rf $(VENV) node_modules logux_sync/bridge/node_modules example_project/db.sqlite3 example_project/.cache

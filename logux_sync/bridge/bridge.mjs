@@ -15,6 +15,7 @@
 //   --batch-size       LOGUX_SYNC_BATCH_SIZE  most commands in one request to Django              50
 //   --batch-wait       LOGUX_SYNC_BATCH_WAIT  ms to wait for more commands before sending         2
 //   --logger           LOGUX_LOGGER           human or json                                       human
+//   --log-level        LOGUX_LOG_LEVEL        info (every action) or warn (problems only)          info
 // `manage.py logux_server` fills these from Django's settings.
 import { LoguxError, parseId } from '@logux/core'
 import { Server } from '@logux/server'
@@ -45,6 +46,7 @@ export function readOptions(argv = process.argv.slice(2), env = process.env) {
       'batch-wait': { type: 'string' },
       'control-mask': { type: 'string' },
       'host': { type: 'string' },
+      'log-level': { type: 'string' },
       'logger': { type: 'string' },
       'min-subprotocol': { type: 'string' },
       'port': { type: 'string' },
@@ -65,11 +67,13 @@ export function readOptions(argv = process.argv.slice(2), env = process.env) {
     controlMask: pick('control-mask', 'LOGUX_CONTROL_MASK', '127.0.0.1/8'),
     host: pick('host', 'LOGUX_HOST', '127.0.0.1'),
     logger: pick('logger', 'LOGUX_LOGGER', 'human'),
+    logLevel: pick('log-level', 'LOGUX_LOG_LEVEL', 'info'),
     minSubprotocol: int('min-subprotocol', 'LOGUX_MIN_SUBPROTOCOL', 1),
     port: int('port', 'LOGUX_PORT', 31337),
     secret: pick('secret', 'LOGUX_CONTROL_SECRET', ''),
     subprotocol: int('subprotocol', 'LOGUX_SUBPROTOCOL', 1)
   }
+  if (!['info', 'warn'].includes(options.logLevel)) throw new Error('--log-level must be info or warn')
   if (!options.secret) throw new Error('Set --secret or LOGUX_CONTROL_SECRET (LOGUX_SYNC["SECRET"] in Django)')
   return options
 }
@@ -356,6 +360,11 @@ export function createBridge(options) {
     port: options.port,
     subprotocol: options.subprotocol
   })
+  if (options.logLevel === 'warn') {
+    // The reporter writes through this object: every action costs a few formatted lines at `info`.
+    server.logger.info = () => {}
+    server.logger.debug = () => {}
+  }
   let backend = new Backend({
     batchSize: options.batchSize,
     batchWait: options.batchWait,

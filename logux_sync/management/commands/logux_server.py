@@ -57,6 +57,9 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=50, help="Most commands in one request to Django.")
         parser.add_argument("--batch-wait", type=int, default=2, help="Milliseconds to gather a batch.")
         parser.add_argument("--logger", choices=["human", "json"], default="human")
+        parser.add_argument(
+            "--log-level", choices=["info", "warn"], default="info", help="info logs every action; warn only problems."
+        )
         parser.add_argument("--node", default="node", help="The Node.js executable.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -81,6 +84,7 @@ class Command(BaseCommand):
             f"--batch-size={options['batch_size']}",
             f"--batch-wait={options['batch_wait']}",
             f"--logger={options['logger']}",
+            f"--log-level={options['log_level']}",
             f"--subprotocol={current}",
             f"--min-subprotocol={minimum}",
         ]
