@@ -478,3 +478,28 @@ def test_values_a_database_cannot_take_are_refused_not_errors(endpoint: Endpoint
     assert answers_of(subscribe(endpoint, "tasks", u.pk, filter={"project": 10**30})) == ["forbidden"]
     assert answers_of(subscribe(endpoint, "tasks/\ud800", u.pk)) == ["forbidden"]
     assert not LoguxSubscription.objects.exists()
+
+
+def test_a_change_that_hides_or_shows_a_row_reaches_readers_as_deleted_or_created(
+    endpoint: Endpoint, sent: list
+) -> None:
+    ann, bob = user("ann"), user("bob")
+    Note.objects.create(id="n1", text="x", owner=ann)
+    subscribe(endpoint, "notes", ann.pk, node="a:1", filter={"owner": ann.pk})
+    LoguxSubscription.objects.create(  # bob watches every note (as a staff list would)
+        node_id=f"{bob.pk}:b:1",
+        user_id=str(bob.pk),
+        plural="notes",
+        filter_key="{}",
+        filter={},
+        expires_at=LoguxSubscription.objects.get().expires_at,
+    )
+    note = Note.objects.get(pk="n1")
+    note.owner = bob  # ann may no longer read it, bob now may
+    note.save()
+    by_type = {action["type"]: (action, meta) for action, meta in sent[-3:]}
+    assert by_type["notes/changed"][1]["nodes"] == []
+    assert by_type["notes/deleted"][1]["nodes"] == [f"{ann.pk}:a:1"]
+    created, meta = by_type["notes/created"]
+    assert meta["nodes"] == [f"{bob.pk}:b:1"]
+    assert created["fields"] == {"text": "x", "pinned": False, "owner": bob.pk}

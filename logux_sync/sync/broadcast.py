@@ -292,7 +292,11 @@ def _target(change: Change, rows: dict[tuple[str, str], Any]) -> Any:
 def address(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[tuple[Action, RawMeta]]:
     """Each change as `(action, meta)` addressed to nodes, never to a channel as a whole: the nodes
     subscribed to its row, or to a list or derived channel whose filter matches its old or new state,
-    and whose user may read the row now. (In proxy mode the Logux server filters nothing per node.)"""
+    and whose user may read the row now. (In proxy mode the Logux server filters nothing per node.)
+
+    A change that makes the row unreadable for a subscriber reaches it as `<plural>/deleted`, and one
+    that makes it readable as `<plural>/created` with every field: for that user the row left or
+    joined the set it may see."""
     from ..commands import load_user
     from .registry import synced_models
     from .subscriptions import active_subscriptions
@@ -307,6 +311,9 @@ def address(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[tuple[
         opts = synced_models[change.plural]._logux
         obj = _target(change, objects)
         nodes: list[str] = []
+        gone: list[str] = []
+        joined: list[str] = []
+        before: Any = None  # the row as it was, rebuilt on first need
         for sub in subscriptions.get(change.plural, ()):
             client = ":".join(sub.node_id.split(":")[:2])
             if client == change.exclude_client or sub.node_id in nodes or obj is None:
@@ -318,12 +325,29 @@ def address(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[tuple[
                 continue
             if sub.user_id not in users:
                 users[sub.user_id] = load_user(sub.user_id)
-            if obj.logux_can_read(users[sub.user_id]):
-                nodes.append(sub.node_id)
+            user = users[sub.user_id]
+            readable = obj.logux_can_read(user)
+            if change.kind != "changed" or change.old is None:
+                if readable:
+                    nodes.append(sub.node_id)
+                continue
+            if before is None:
+                before = opts.instance_from_wire(change.wire_id, change.old)
+            was_readable = before.logux_can_read(user)
+            if readable:
+                (nodes if was_readable else joined).append(sub.node_id)
+            elif was_readable:
+                gone.append(sub.node_id)
         meta: RawMeta = {**change.meta, "nodes": nodes}
         if change.exclude_client:
             meta["excludeClients"] = [change.exclude_client]
         pairs.append((change.action(), meta))
+        if joined and change.new is not None:
+            action = {"type": f"{change.plural}/created", "id": change.wire_id, "fields": change.new}
+            pairs.append((action, {"id": derived_id(change.meta["id"]), "time": change.meta["time"], "nodes": joined}))
+        if gone:
+            action = {"type": f"{change.plural}/deleted", "id": change.wire_id}
+            pairs.append((action, {"id": derived_id(change.meta["id"]), "time": change.meta["time"], "nodes": gone}))
     return pairs
 
 

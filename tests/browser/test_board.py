@@ -132,12 +132,10 @@ def test_only_the_owner_may_make_a_card_private_and_its_edits_stay_hers(private:
     assert private["alice"][f"{title}: secret"] == {"column": "doing", "owner": "alice", "private": False}
 
 
-@pytest.mark.xfail(strict=True, reason="model sync sends nothing to a reader a row leaves: the card stays, stale")
 def test_a_card_made_private_leaves_the_other_users_page(private: dict[str, Any]) -> None:
     assert private["hiddenMs"] is not None
 
 
-@pytest.mark.xfail(strict=True, reason="a row that comes into a reader's view arrives as its changed fields only")
 def test_a_card_shared_again_shows_its_current_state(private: dict[str, Any]) -> None:
     assert private["sharedMs"] is not None
     assert private["bob"] == private["alice"]
