@@ -14,7 +14,8 @@ python manage.py migrate --noinput -v0
 python manage.py demo_users
 mkdir -p .logs
 # The Logux server refuses LOGUX_* variables it does not know, such as our LOGUX_URL.
-env -u LOGUX_URL -u LOGUX_CONFORMANCE LOGUX_BACKEND="http://127.0.0.1:${DJANGO_PORT}/logux/" LOGUX_PORT="$LOGUX_PORT" \
+# NODE_ENV=production: in development mode 0.13.1 floods every page's console when one socket closes.
+env -u LOGUX_URL -u LOGUX_CONFORMANCE NODE_ENV="${NODE_ENV:-production}" LOGUX_BACKEND="http://127.0.0.1:${DJANGO_PORT}/logux/" LOGUX_PORT="$LOGUX_PORT" \
   node logux_server.mjs > .logs/logux.log 2>&1 &
 LOGUX_PID=$!
 trap 'kill $LOGUX_PID 2>/dev/null || true' EXIT INT TERM

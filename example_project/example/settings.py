@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import django
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "example-only-not-secret")
@@ -56,8 +58,10 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("EXAMPLE_DB", str(BASE_DIR / "db.sqlite3")),
-        # Several gunicorn workers share the file: wait for the lock instead of failing.
-        "OPTIONS": {"timeout": 20},
+        # Several gunicorn workers share the file: transactions take the write lock when they begin
+        # and wait for it. With SQLite's default deferred transactions two workers editing one card
+        # deadlock on the read-to-write upgrade and one fails at once with "database is locked".
+        "OPTIONS": {"timeout": 20, **({"transaction_mode": "IMMEDIATE"} if django.VERSION >= (5, 1) else {})},
     }
 }
 
