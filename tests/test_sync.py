@@ -503,3 +503,15 @@ def test_a_change_that_hides_or_shows_a_row_reaches_readers_as_deleted_or_create
     created, meta = by_type["notes/created"]
     assert meta["nodes"] == [f"{bob.pk}:b:1"]
     assert created["fields"] == {"text": "x", "pinned": False, "owner": bob.pk}
+
+
+def test_a_derived_channel_and_a_list_with_the_same_filter_are_separate_subscriptions(endpoint: Endpoint) -> None:
+    from logux_sync.sync.subscriptions import forget, subscription_key
+
+    u = user("ann", "view_task")
+    p = Project.objects.create(name="p")
+    subscribe(endpoint, "tasks", u.pk, node="a:1", filter={"project": p.pk})
+    subscribe(endpoint, f"projects/{p.pk}/tasks", u.pk, node="a:1")
+    assert LoguxSubscription.objects.count() == 2
+    assert forget(f"{u.pk}:a:1", "tasks", subscription_key(f"projects/{p.pk}/tasks", {"project": p.pk})) == 1
+    assert LoguxSubscription.objects.get().filter_key == subscription_key("tasks", {"project": p.pk})

@@ -265,7 +265,7 @@ class ListChannel(SyncedChannel):
     def load(self, action: Action, meta: Meta) -> list[tuple[Action, RawMeta]]:
         opts = self.opts
         wire_filter = self.wire_filter()
-        remember(opts.plural, meta.node_id, meta.user_id, wire_filter, opts.subscription_ttl)
+        remember(opts.plural, meta.node_id, meta.user_id, wire_filter, opts.subscription_ttl, channel=self.channel)
         since = self.since_time()
         rows = self.model._default_manager.filter(**opts.orm_filter(wire_filter)).order_by("pk")
         pairs: list[tuple[Action, RawMeta]] = []

@@ -13,7 +13,7 @@ from ..protocol import Action, Meta
 from ..registry import logux
 from .commands import ListChannel, RowChannel
 from .options import WireError
-from .subscriptions import forget
+from .subscriptions import forget, subscription_key
 
 SERVER_USER = "server"
 
@@ -47,14 +47,14 @@ class Unsubscribed(BridgeAction):
         node = action["node"]
         if issubclass(handler_class, RowChannel):
             row = handler_class(action, meta)
-            forget(node, row.opts.plural, {"row": row.params["id"]})
+            forget(node, row.opts.plural, subscription_key(channel, {}))
         elif issubclass(handler_class, ListChannel):
             listing = handler_class(action, meta)
             try:
                 wire_filter: dict[str, Any] = listing.wire_filter()
             except WireError:
                 return  # such a subscription was refused, so nothing was remembered
-            forget(node, listing.opts.plural, wire_filter)
+            forget(node, listing.opts.plural, subscription_key(channel, wire_filter))
 
 
 class Disconnected(BridgeAction):

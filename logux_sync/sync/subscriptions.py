@@ -14,11 +14,23 @@ from ..protocol import dumps
 from .models import LoguxSubscription
 
 
+def subscription_key(channel: str, wire_filter: dict[str, Any]) -> str:
+    """What identifies one subscription of a node: the channel it subscribed to and its filter."""
+    return dumps([channel, wire_filter])
+
+
 def remember(
-    plural: str, node_id: str, user_id: str | None, wire_filter: dict[str, Any], ttl: int, row_id: str = ""
+    plural: str,
+    node_id: str,
+    user_id: str | None,
+    wire_filter: dict[str, Any],
+    ttl: int,
+    row_id: str = "",
+    channel: str | None = None,
 ) -> None:
-    """Record (or refresh) that `node_id` subscribed to `plural` rows matching `wire_filter` (or to one row)."""
-    key = dumps({"row": row_id} if row_id else wire_filter)
+    """Record (or refresh) that `node_id` subscribed to `channel` (the plural by default): to one row,
+    or to the `plural` rows matching `wire_filter`."""
+    key = subscription_key(channel or (f"{plural}/{row_id}" if row_id else plural), wire_filter)
     expires = timezone.now() + datetime.timedelta(seconds=ttl)
     defaults = {"user_id": user_id or "", "filter": wire_filter, "expires_at": expires, "row_id": row_id}
     existing = LoguxSubscription.objects.filter(plural=plural, node_id=node_id, filter_key=key)
@@ -31,13 +43,13 @@ def remember(
         existing.update(**defaults)
 
 
-def forget(node_id: str, plural: str | None = None, wire_filter: dict[str, Any] | None = None) -> int:
-    """Forget a node's subscriptions (all of them, or one plural / one filter)."""
+def forget(node_id: str, plural: str | None = None, key: str | None = None) -> int:
+    """Forget a node's subscriptions: all of them, those of one plural, or one (`subscription_key`)."""
     qs = LoguxSubscription.objects.filter(node_id=node_id)
     if plural is not None:
         qs = qs.filter(plural=plural)
-    if wire_filter is not None:
-        qs = qs.filter(filter_key=dumps(wire_filter))
+    if key is not None:
+        qs = qs.filter(filter_key=key)
     return int(qs.delete()[0])
 
 

@@ -129,7 +129,9 @@ def test_an_orm_save_reaches_clients_on_both_bridges(stack: Stack) -> None:
 def test_unsubscribes_make_django_forget_the_list_and_the_row(stack: Stack) -> None:
     seen = stack.drive("unsubscribe")
 
-    keys = [json.dumps(key, separators=(",", ":")) for key in ({"column": "todo"}, {"row": seen["done"]})]
+    keys = [
+        json.dumps(key, separators=(",", ":")) for key in (["tasks", {"column": "todo"}], [f"tasks/{seen['done']}", {}])
+    ]
     assert seen["before"] == sorted(keys)
     assert seen["after"] == []
 

@@ -66,12 +66,12 @@ def test_the_handlers_are_registered_with_model_sync() -> None:
 @pytest.mark.parametrize(
     ("channel", "extra", "gone"),
     [
-        ("tasks/t1", {}, {"row": "t1"}),
-        ("tasks", {"filter": {"done": False}}, {"done": False}),
+        ("tasks/t1", {}, ["tasks/t1", {}]),
+        ("tasks", {"filter": {"done": False}}, ["tasks", {"done": False}]),
     ],
 )
 def test_unsubscribe_forgets_one_subscription(
-    endpoint: Endpoint, subscribed: str, channel: str, extra: dict[str, Any], gone: dict[str, Any]
+    endpoint: Endpoint, subscribed: str, channel: str, extra: dict[str, Any], gone: list[Any]
 ) -> None:
     before = keys(subscribed)
     action = {"type": "logux/unsubscribe", "channel": channel, "node": subscribed, **extra}
