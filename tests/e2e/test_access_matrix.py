@@ -37,6 +37,7 @@ from .servers import (
     logux_server,
     migrate,
     run_python,
+    scratch_dir,
 )
 
 pytestmark = pytest.mark.e2e
@@ -59,8 +60,8 @@ def redis_env(tmp: Path, **extra: str) -> dict[str, str]:
     return example_env(tmp, EXAMPLE_CACHE="redis", EXAMPLE_CACHE_PREFIX=f"e2e-{secrets.token_hex(4)}", **extra)
 
 
-def test_wrong_secret_lock_holds_on_every_worker_with_redis(tmp_path: Path) -> None:
-    env = redis_env(tmp_path)
+def test_wrong_secret_lock_holds_on_every_worker_with_redis(workdir: Path) -> None:
+    env = redis_env(workdir)
     migrate(env)
     name = f"gunicorn-lock-{secrets.token_hex(2)}"
     # The access log names the worker (pid) that answered each request.
@@ -106,8 +107,8 @@ def auth(url: str, user_id: str, token: str) -> list[dict[str, Any]]:
     return json.loads(body)  # type: ignore[no-any-return]
 
 
-def test_an_expired_token_is_denied_by_the_endpoint(tmp_path: Path) -> None:
-    env = example_env(tmp_path, EXAMPLE_TOKEN_MAX_AGE="60")
+def test_an_expired_token_is_denied_by_the_endpoint(workdir: Path) -> None:
+    env = example_env(workdir, EXAMPLE_TOKEN_MAX_AGE="60")
     migrate(env)
     users = demo_users(env)
     # A token signed 61 s ago (TOKEN_MAX_AGE is 60 here), and one signed now.
@@ -138,15 +139,21 @@ def _sync_pairs(message: list[Any]) -> list[tuple[dict[str, Any], dict[str, Any]
 
 
 @pytest.fixture
+def workdir() -> Iterator[Path]:
+    with scratch_dir("logux-access-") as path:
+        yield path
+
+
+@pytest.fixture
 def pg_db() -> Iterator[str]:
     with pg.temp_database() as name:
         yield name
 
 
-def test_access_matrix_with_real_clients(tmp_path: Path, pg_db: str) -> None:
+def test_access_matrix_with_real_clients(workdir: Path, pg_db: str) -> None:
     logux_port = free_port()
     # PostgreSQL: SQLite with two workers answers concurrent client edits with "database is locked".
-    env = example_env(tmp_path, LOGUX_URL=f"http://127.0.0.1:{logux_port}/", **pg.example_env(pg_db))
+    env = example_env(workdir, LOGUX_URL=f"http://127.0.0.1:{logux_port}/", **pg.example_env(pg_db))
     migrate(env)
     users = demo_users(env)
     # carol: a plain user (no staff, no superuser, no permissions).
@@ -247,7 +254,7 @@ print('live done')
         "ownEdits": own_edits,
         "liveScript": live_script,
         "barrier": barrier,
-        "out": str(tmp_path / "access.json"),
+        "out": str(workdir / "access.json"),
     }
     with gunicorn(env, workers=2, name="gunicorn-access") as backend:
         with logux_server(backend, port=logux_port, name="logux-access"):
@@ -267,7 +274,7 @@ print('live done')
             )
             (ARTIFACTS / "access-driver.log").write_text(run.stderr)
             assert run.returncode == 0, run.stderr[-4000:]
-            seen = json.loads((tmp_path / "access.json").read_text())
+            seen = json.loads((workdir / "access.json").read_text())
             rows = json.loads(
                 run_python(
                     env,

@@ -38,7 +38,8 @@ async function connect(name) {
   const client = new Client({ server: connection, subprotocol: '1.0.0', token: user.token, userId: user.id })
   client.userName = name
   client.wire = []
-  connection.on('message', message => client.wire.push(message))
+  // A copy: the client goes on to change the meta objects of what it received (reasons, time fix).
+  connection.on('message', message => client.wire.push(JSON.parse(JSON.stringify(message))))
   client.node.on('error', error => log(name, 'node error', error.stack || error))
   clients.push(client)
   client.start()
