@@ -224,8 +224,9 @@ const scenarios = {
       hiddenMs,
       sharedMs,
       bobAfterSecretEdits,
-      alice: await neutral(alice),
-      bob: await neutral(bob)
+      // Other tests may leave alice's own private cards on the board: compare what both may see.
+      alice: visibleToAll(await neutral(alice)),
+      bob: visibleToAll(await neutral(bob))
     }
   },
 
