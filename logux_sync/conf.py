@@ -43,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "SYNC_ENABLED": True,
     # Outbox retries: the longest wait in seconds between two attempts to deliver a row.
     "OUTBOX_MAX_BACKOFF": 30,
+    # Seconds a deleted synced row is remembered for list subscribers that resubscribe with `since`.
+    "TOMBSTONE_TTL": 7 * 24 * 3600,
 }
 
 ENV_FALLBACKS = {"SECRET": "LOGUX_CONTROL_SECRET", "URLS": "LOGUX_URL"}

@@ -386,8 +386,8 @@ def test_filter_subscribe_loads_matching_rows_and_remembers_node(endpoint: Endpo
     few, _ = load(range(10))
     many, loaded = load(range(10, 200))
     assert many == few  # a fixed number of queries, whatever the row count
-    assert [a["type"] for a in loaded[:2]] == ["logux/subscribed", "tasks/changed"]
-    assert {a["id"] for a in loaded if a["type"] == "tasks/changed"} == {f"t{i:03}" for i in range(1, 200, 2)}
+    assert [a["type"] for a in loaded[:2]] == ["logux/subscribed", "tasks/created"]
+    assert {a["id"] for a in loaded if a["type"] == "tasks/created"} == {f"t{i:03}" for i in range(1, 200, 2)}
     sub = LoguxSubscription.objects.get()
     assert (sub.plural, sub.node_id, sub.filter) == ("tasks", f"{u.pk}:c:t", {"project": p.pk})
 
@@ -515,3 +515,33 @@ def test_a_derived_channel_and_a_list_with_the_same_filter_are_separate_subscrip
     assert LoguxSubscription.objects.count() == 2
     assert forget(f"{u.pk}:a:1", "tasks", subscription_key(f"projects/{p.pk}/tasks", {"project": p.pk})) == 1
     assert LoguxSubscription.objects.get().filter_key == subscription_key("tasks", {"project": p.pk})
+
+
+def test_list_load_opens_each_row_with_created_then_newer_fields_as_changed(endpoint: Endpoint) -> None:
+    u = user("ann", "add_task", "change_task", "view_task")
+    edit(endpoint, {"type": "tasks/create", "id": "x1", "fields": {"title": "A"}}, u.pk, 1000)
+    edit(endpoint, {"type": "tasks/change", "id": "x1", "fields": {"done": True}}, u.pk, 2000)
+    answers = subscribe(endpoint, "tasks", u.pk, filter={})
+    loaded = [(a["action"], a["meta"].get("time")) for a in answers if a["answer"] == "action"][1:]
+    assert loaded == [
+        ({"type": "tasks/created", "id": "x1", "fields": {"title": "A", "done": True, "project": None}}, 1000),
+        ({"type": "tasks/changed", "id": "x1", "fields": {"done": True}}, 2000),
+    ]
+    # Resubscribing with `since` sends only the newer fields, as changed.
+    answers = subscribe(endpoint, "tasks", u.pk, filter={}, since={"id": "1500 x:y:z 0", "time": 1500})
+    assert [a["action"] for a in answers if a["answer"] == "action"][1:] == [
+        {"type": "tasks/changed", "id": "x1", "fields": {"done": True}}
+    ]
+
+
+def test_resubscribe_with_since_learns_of_missed_deletions(endpoint: Endpoint) -> None:
+    ann, bob = user("ann"), user("bob")
+    for note_id, owner in (("gone", ann), ("kept", ann), ("bobs", bob)):
+        Note.objects.create(id=note_id, text=note_id, owner=owner)
+    since = Note.objects.get(pk="gone").logux_clocks["text"][0]
+    Note.objects.filter(pk__in=["gone", "bobs"]).delete()
+    answers = subscribe(endpoint, "notes", ann.pk, filter={"owner": ann.pk}, since={"id": "1 x:y:z 0", "time": since})
+    deleted = [a["action"] for a in answers if a["answer"] == "action" and a["action"]["type"] == "notes/deleted"]
+    assert deleted == [{"type": "notes/deleted", "id": "gone"}]  # not bob's note: not ann's list, nor hers to read
+    answers = subscribe(endpoint, "notes", ann.pk, filter={"owner": ann.pk})
+    assert not [a for a in answers if a["answer"] == "action" and a["action"]["type"] == "notes/deleted"]

@@ -111,6 +111,16 @@ def queue_changes(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> None:
     """Record changes in the outbox; they are sent when the surrounding transaction commits."""
     if changes and not is_muted():
         enqueue([change.to_json() for change in changes], using)
+        deleted = [change for change in changes if change.kind == "deleted"]
+        if deleted:
+            from .models import LoguxTombstone
+
+            LoguxTombstone.objects.using(using).bulk_create(
+                LoguxTombstone(
+                    plural=c.plural, row_id=c.wire_id, state=c.old or {}, time=c.meta["time"], edit_id=c.meta["id"]
+                )
+                for c in deleted
+            )
 
 
 def enqueue(payloads: list[dict[str, Any]], using: str = DEFAULT_DB_ALIAS) -> None:

@@ -12,7 +12,7 @@ from ..commands import ActionCommand, ChannelCommand
 from ..exceptions import Undo
 from ..protocol import Action, Meta, RawMeta
 from .clocks import clock_meta, derived_id, is_newer
-from .models import LoguxSynced
+from .models import LoguxSynced, LoguxTombstone
 from .options import LoguxOptions, WireError, to_wire
 from .subscriptions import remember
 
@@ -165,25 +165,39 @@ def snapshot(opts: LoguxOptions, obj: LoguxSynced, since: float | None = None) -
 
 
 def snapshot_values(
-    opts: LoguxOptions, wire_id: str, values: Iterable[Any], clocks: Any, since: float | None = None
+    opts: LoguxOptions,
+    wire_id: str,
+    values: Iterable[Any],
+    clocks: Any,
+    since: float | None = None,
+    as_created: bool = False,
 ) -> list[tuple[Action, RawMeta]]:
-    """`snapshot()` from a row's raw values (in `opts.fields` order) and clocks."""
+    """`snapshot()` from a row's raw values (in `opts.fields` order) and clocks.
+
+    With `as_created`, a row sent whole opens with `<plural>/created` carrying every field at its
+    oldest clock, then `changed` for the newer groups: @logux/client's createFilter adds a row on
+    `created` at once, while it builds a row from `changed` a microtask late and misses the next one."""
     clocks = clocks or {}
     groups: dict[tuple[float, str], dict[str, Any]] = {}
+    everything: dict[str, Any] = {}
     for name, value in zip(opts.fields, values, strict=True):
         clock = clock_meta(clocks.get(name))
         key = (clock["time"], clock["id"]) if clock else (0, "")
+        wire = to_wire(value)
+        everything[name] = wire
         if since is not None and key[0] < since:
             continue
         group = groups.get(key)
         if group is None:
             group = groups[key] = {}
-        group[name] = to_wire(value)
-    if len(groups) == 1:  # the usual row: every field last changed by one edit
-        (((time, clock_id), fields),) = groups.items()
-        return [({"type": f"{opts.plural}/changed", "id": wire_id, "fields": fields}, _load_meta(time, clock_id))]
+        group[name] = wire
+    ordered = sorted(groups.items(), key=lambda item: item[0][0])
     pairs: list[tuple[Action, RawMeta]] = []
-    for (time, clock_id), fields in sorted(groups.items(), key=lambda item: item[0][0]):
+    if as_created and ordered and len(everything) == sum(len(fields) for _, fields in ordered):
+        (time, clock_id), _ = ordered.pop(0)
+        action = {"type": f"{opts.plural}/created", "id": wire_id, "fields": everything}
+        pairs.append((action, _load_meta(time, clock_id)))
+    for (time, clock_id), fields in ordered:
         action = {"type": f"{opts.plural}/changed", "id": wire_id, "fields": fields}
         pairs.append((action, _load_meta(time, clock_id)))
     return pairs
@@ -269,16 +283,39 @@ class ListChannel(SyncedChannel):
         since = self.since_time()
         rows = self.model._default_manager.filter(**opts.orm_filter(wire_filter)).order_by("pk")
         pairs: list[tuple[Action, RawMeta]] = []
+        present: set[str] = set()
         if self.model.logux_can_read_all(self.user):
             # Every row is readable: skip building model instances, read plain values.
             for pk, *values, clocks in rows.values_list("pk", *opts.attnames, "logux_clocks"):
+                present.add(str(pk))
                 self.add_row(pairs, str(pk), values, clocks, since)
         else:
             attnames = opts.attnames
             for obj in rows:
+                present.add(opts.wire_id(obj))
                 if obj.logux_can_read(self.user):
                     values = [getattr(obj, attname) for attname in attnames]
                     self.add_row(pairs, opts.wire_id(obj), values, obj.logux_clocks, since)
+        if since is not None:
+            pairs.extend(self.deleted_since(since, wire_filter, present))
+        return pairs
+
+    def deleted_since(
+        self, since: float, wire_filter: dict[str, Any], present: set[str]
+    ) -> list[tuple[Action, RawMeta]]:
+        """Rows of this list deleted since the client's last sync, as `<plural>/deleted`: a client that
+        was away (or whose Logux server restarted) missed those actions, and a load of the rows that
+        exist would never tell it."""
+        opts = self.opts
+        pairs: list[tuple[Action, RawMeta]] = []
+        for tomb in LoguxTombstone.objects.filter(plural=opts.plural, time__gte=since).order_by("time"):
+            if tomb.row_id in present or not opts.matches(wire_filter, tomb.state):
+                continue
+            if opts.instance_from_wire(tomb.row_id, tomb.state).logux_can_read(self.user):  # type: ignore[attr-defined]
+                present.add(tomb.row_id)
+                pairs.append(
+                    ({"type": f"{opts.plural}/deleted", "id": tomb.row_id}, _load_meta(tomb.time, tomb.edit_id))
+                )
         return pairs
 
     def add_row(
@@ -286,7 +323,7 @@ class ListChannel(SyncedChannel):
     ) -> None:
         if self.mark_rows_subscribed:
             pairs.append(({"type": "logux/subscribed", "channel": self.opts.row_channel(wire_id)}, {}))
-        pairs.extend(snapshot_values(self.opts, wire_id, values, clocks, since))
+        pairs.extend(snapshot_values(self.opts, wire_id, values, clocks, since, as_created=True))
 
 
 class DerivedChannel(ListChannel):

@@ -305,3 +305,22 @@ class LoguxOutbox(models.Model):
 
     def __str__(self) -> str:
         return f"outbox #{self.pk} ({self.attempts} attempts)"
+
+
+class LoguxTombstone(models.Model):
+    """A deleted synced row: its last synced values and the delete's Logux time, so a list subscriber
+    that resubscribes with `since` learns of deletions it missed. Pruned after `TOMBSTONE_TTL`."""
+
+    plural = models.CharField(max_length=255)
+    row_id = models.CharField(max_length=255)
+    state = models.JSONField(default=dict)
+    time = models.FloatField()
+    edit_id = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        app_label = "logux_sync"
+        indexes = [models.Index(fields=["plural", "time"], name="logux_sync_tomb_plural_time")]
+
+    def __str__(self) -> str:
+        return f"{self.plural}/{self.row_id} deleted at {self.time}"

@@ -67,5 +67,11 @@ def active_subscriptions(rows: Iterable[tuple[str, str]]) -> dict[str, list[Logu
 
 
 def prune() -> int:
-    """Delete expired subscriptions."""
-    return int(LoguxSubscription.objects.filter(expires_at__lte=timezone.now()).delete()[0])
+    """Delete expired subscriptions, and tombstones older than TOMBSTONE_TTL."""
+    from ..conf import logux_settings
+    from .models import LoguxTombstone
+
+    now = timezone.now()
+    count = LoguxSubscription.objects.filter(expires_at__lte=now).delete()[0]
+    old = now - datetime.timedelta(seconds=logux_settings.TOMBSTONE_TTL)
+    return int(count + LoguxTombstone.objects.filter(created_at__lte=old).delete()[0])
