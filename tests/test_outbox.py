@@ -205,3 +205,27 @@ def test_changes_of_a_row_deleted_in_the_same_delivery_reach_only_its_deletion(l
     broadcast.deliver(ignore_backoff=True)
     sent = [(a["type"], m["nodes"]) for a, m in logux.requests[-1]]
     assert sent == [("tasks/created", []), ("tasks/changed", []), ("tasks/deleted", [node])], sent
+
+
+def test_a_late_delivery_widens_since_for_resubscribing_clients(logux: FakeLogux, client: Any) -> None:
+    import json as _json
+
+    from django.contrib.auth.models import Permission, User
+
+    reader = User.objects.create_user("reader")
+    reader.user_permissions.add(Permission.objects.get(codename="view_task"))
+    logux.down = True
+    Task.objects.create(id="late", title="made while Logux was down")
+    made = Task.objects.get(pk="late").logux_clocks["title"][0]
+    logux.down = False
+    time.sleep(1.1)  # delivered well after it was made
+    broadcast.deliver(ignore_backoff=True)
+    # The client's log holds a newer action (time after the change) when it resubscribes.
+    action = {"type": "logux/subscribe", "channel": "tasks", "filter": {}, "since": {"id": "x", "time": made + 500}}
+    command = {"command": "action", "action": action, "meta": {"id": f"9 {reader.pk}:c:t 0", "time": 9}}
+    body = {"version": 4, "secret": "secret", "commands": [command]}
+    response = client.post("/logux/", _json.dumps(body), content_type="application/json")
+    answers = _json.loads(b"".join(response.streaming_content))
+    assert [
+        a["action"]["id"] for a in answers if a["answer"] == "action" and a["action"]["type"] != "logux/subscribed"
+    ] == ["late"]

@@ -243,10 +243,25 @@ def deliver(
         else:
             _inline_paused_until = 0.0
             LoguxOutbox.objects.using(using).filter(id__in=[row.pk for row in rows]).delete()
+            _remember_lateness(pairs, using)
             return len(rows)
     if raise_errors:  # after the block, so the recorded attempt is committed
         raise error
     return 0
+
+
+# A change delivered this long (ms) after it was made counts as late for clients resubscribing with `since`.
+LATE_MS = 1000
+
+
+def _remember_lateness(pairs: list[tuple[Action, RawMeta]], using: str) -> None:
+    from .clocks import now_ms
+    from .models import LoguxLateDelivery
+
+    times = [meta["time"] for _, meta in pairs if isinstance(meta.get("time"), (int, float))]
+    now = now_ms()
+    if times and now - min(times) > LATE_MS:
+        LoguxLateDelivery.objects.using(using).create(delivered_at=now, oldest_time=min(times))
 
 
 def _record_failure(rows: list[LoguxOutbox], error: str, using: str) -> None:

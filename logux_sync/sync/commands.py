@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Min
 
 from ..commands import ActionCommand, ChannelCommand
 from ..exceptions import Undo
 from ..protocol import Action, Meta, RawMeta
 from .clocks import clock_meta, derived_id, is_newer
-from .models import LoguxSynced, LoguxTombstone
+from .models import LoguxLateDelivery, LoguxSynced, LoguxTombstone
 from .options import LoguxOptions, WireError, to_wire
 from .subscriptions import remember
+
+# Client and server clocks may differ by this much (ms) when `since` is compared with delivery times.
+CLOCK_SKEW_MS = 5000
 
 
 def _edit_meta(meta: Meta) -> dict[str, Any]:
@@ -218,9 +223,14 @@ class SyncedChannel(ChannelCommand):
         return self.model._logux
 
     def since_time(self) -> float | None:
+        """The client's `since.time`, moved back to the oldest change delivered late after it: the
+        client may hold newer actions than changes that reached the Logux server only later."""
         since = self.since
         time = since.get("time") if since else None
-        return time if isinstance(time, (int, float)) and not isinstance(time, bool) else None
+        if not isinstance(time, (int, float)) or isinstance(time, bool) or not math.isfinite(time):
+            return None
+        late = LoguxLateDelivery.objects.filter(delivered_at__gte=time - CLOCK_SKEW_MS).aggregate(t=Min("oldest_time"))
+        return min(time, late["t"]) if late["t"] is not None else time
 
 
 class RowChannel(SyncedChannel):

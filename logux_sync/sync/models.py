@@ -324,3 +324,19 @@ class LoguxTombstone(models.Model):
 
     def __str__(self) -> str:
         return f"{self.plural}/{self.row_id} deleted at {self.time}"
+
+
+class LoguxLateDelivery(models.Model):
+    """A delivery that carried changes made well before it (the Logux server was down or slow).
+
+    A client resubscribing with `since` may have seen newer actions before these arrived, so the
+    changes it is owed start at `oldest_time`, not at `since` (see `SyncedChannel.since_time`)."""
+
+    delivered_at = models.FloatField(db_index=True)  # Logux ms
+    oldest_time = models.FloatField()
+
+    class Meta:
+        app_label = "logux_sync"
+
+    def __str__(self) -> str:
+        return f"delivered at {self.delivered_at}, changes from {self.oldest_time}"

@@ -69,9 +69,11 @@ def active_subscriptions(rows: Iterable[tuple[str, str]]) -> dict[str, list[Logu
 def prune() -> int:
     """Delete expired subscriptions, and tombstones older than TOMBSTONE_TTL."""
     from ..conf import logux_settings
-    from .models import LoguxTombstone
+    from .models import LoguxLateDelivery, LoguxTombstone
 
     now = timezone.now()
     count = LoguxSubscription.objects.filter(expires_at__lte=now).delete()[0]
     old = now - datetime.timedelta(seconds=logux_settings.TOMBSTONE_TTL)
-    return int(count + LoguxTombstone.objects.filter(created_at__lte=old).delete()[0])
+    count += LoguxTombstone.objects.filter(created_at__lte=old).delete()[0]
+    count += LoguxLateDelivery.objects.filter(delivered_at__lte=old.timestamp() * 1000).delete()[0]
+    return int(count)
