@@ -15,78 +15,44 @@ import {
   syncMapTemplate
 } from '@logux/client'
 import { Reconnect, WsConnection } from '@logux/core'
-import { execFile } from 'node:child_process'
-import { promisify } from 'node:util'
 import WebSocket from 'ws'
+
+import {
+  attempt,
+  finish,
+  managePy,
+  newClient,
+  newId,
+  settle,
+  shutdown,
+  sleep,
+  start,
+  taskHelpers,
+  titles,
+  valueIn,
+  waitFor as waitUpTo
+} from './common.mjs'
 
 const [scenario, rawConfig] = process.argv.slice(2)
 const config = JSON.parse(rawConfig)
 const WAIT_MS = 8000
 const clients = []
 const unbinds = []
+const { card, taskList } = taskHelpers({ createFilter, createSyncMap, syncMapTemplate }, config.users, unbinds)
 
-function log(...args) {
-  process.stderr.write(`[${new Date().toISOString()}] ${args.join(' ')}\n`)
-}
+const waitFor = (what, check, ms = WAIT_MS) => waitUpTo(what, check, ms)
 
 async function connect(name) {
-  const user = config.users[name]
-  const connection = new Reconnect(new WsConnection(config.url, WebSocket))
-  const client = new Client({
-    server: connection,
-    subprotocol: '1.0.0',
-    token: user.token,
-    userId: user.id
-  })
-  client.userName = name
-  // Everything the server sends this client, as raw protocol messages and as log entries.
-  client.wire = []
-  connection.on('message', message => client.wire.push(message))
+  const client = newClient(
+    { Client, Reconnect, WsConnection, WebSocket },
+    { name, subprotocol: '1.0.0', url: config.url, user: config.users[name] }
+  )
+  // Others' actions the client added to its log.
   client.received = []
   client.on('add', (action, meta) => {
     if (!meta.id.includes(` ${client.nodeId} `)) client.received.push({ action, meta })
   })
-  client.node.on('error', error => log(name, 'node error', error.stack || error))
-  clients.push(client)
-  client.start()
-  await waitFor(`${name} connects`, () => client.state === 'synchronized')
-  return client
-}
-
-// Each client gets its own template: syncMapTemplate caches stores by id, not per client.
-async function taskList(client, filter = {}) {
-  const Task = syncMapTemplate('tasks')
-  const list = createFilter(client, Task, filter)
-  unbinds.push(list.listen(() => {}))
-  await list.loading
-  return { list, Task }
-}
-
-function titles(filterStore) {
-  const result = {}
-  for (const value of filterStore.get().list) result[value.id] = value.title
-  return result
-}
-
-async function waitFor(what, check, ms = WAIT_MS) {
-  const started = Date.now()
-  while (Date.now() - started < ms) {
-    if (await check()) return Date.now() - started
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-  throw new Error(`timed out after ${ms} ms waiting for: ${what}`)
-}
-
-function newId(label) {
-  return `${label}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`
-}
-
-async function managePy(code) {
-  const run = promisify(execFile)
-  const { stdout } = await run(config.python, ['manage.py', 'shell', '-c', code], {
-    cwd: config.exampleDir
-  })
-  return stdout
+  return start(client, clients, WAIT_MS)
 }
 
 // ---- scenarios ---------------------------------------------------------------------------
@@ -98,16 +64,8 @@ const scenarios = {
     const bob = await connect('bob')
     const a = await taskList(alice)
     const b = await taskList(bob)
-    const id = newId('public')
+    const id = await card(alice, a.Task, 'Public card', { id: newId('public') })
     const times = {}
-
-    await createSyncMap(alice, a.Task, {
-      column: 'todo',
-      id,
-      owner: Number(config.users.alice.id),
-      private: false,
-      title: 'Public card'
-    })
     times.created = await waitFor(`bob's list shows ${id}`, () => titles(b.list)[id] === 'Public card')
 
     const bobsCard = b.list.get().stores.get(id)
@@ -117,14 +75,7 @@ const scenarios = {
       () => titles(a.list)[id] === 'Renamed by bob'
     )
 
-    const kept = newId('kept')
-    await createSyncMap(bob, b.Task, {
-      column: 'todo',
-      id: kept,
-      owner: Number(config.users.bob.id),
-      private: false,
-      title: 'Kept card'
-    })
+    const kept = await card(bob, b.Task, 'Kept card', { id: newId('kept') })
     await waitFor(`alice's list shows ${kept}`, () => titles(a.list)[kept] === 'Kept card')
     await changeSyncMap(a.list.get().stores.get(kept), { column: 'doing' })
     await waitFor(`bob's list moves ${kept} to doing`, () =>
@@ -146,44 +97,24 @@ const scenarios = {
     const secret = newId('secret')
     const title = `Secret ${secret}`
 
-    await createSyncMap(alice, a.Task, {
-      column: 'todo',
-      id: secret,
-      owner: Number(config.users.alice.id),
-      private: true,
-      title
-    })
+    await card(alice, a.Task, title, { id: secret, private: true })
     await changeSyncMap(a.list.get().stores.get(secret), { column: 'doing', title: `${title} v2` })
     // Bob gets a public card after the secret's create and change: had they leaked, they came first.
-    const barrier = newId('barrier')
-    await createSyncMap(alice, a.Task, {
-      column: 'todo',
-      id: barrier,
-      owner: Number(config.users.alice.id),
-      private: false,
-      title: 'Barrier'
-    })
+    const barrier = await card(alice, a.Task, 'Barrier', { id: newId('barrier') })
     await waitFor(`bob's list shows ${barrier}`, () => barrier in titles(b.list))
     const bobWireBeforeProbes = bob.wire.slice()
 
     const direct = b.Task(secret, bob)
     unbinds.push(direct.listen(() => {}))
-    let load
-    try {
-      await direct.loading
-      load = { loaded: direct.get() }
-    } catch (error) {
-      load = { error: error.name, reason: error.action && error.action.reason }
-    }
-
-    let change
-    try {
-      await changeSyncMapById(bob, b.Task, secret, { title: 'Changed by bob' })
-      change = { processed: true }
-    } catch (error) {
-      change = { error: error.name, reason: error.action && error.action.reason }
-    }
-    await new Promise(resolve => setTimeout(resolve, 300))
+    const load = await attempt(
+      () => direct.loading,
+      () => ({ loaded: direct.get() })
+    )
+    const change = await attempt(
+      () => changeSyncMapById(bob, b.Task, secret, { title: 'Changed by bob' }),
+      () => ({ processed: true })
+    )
+    await sleep(300)
 
     return {
       alice: titles(a.list),
@@ -207,69 +138,38 @@ const scenarios = {
     const b = await taskList(bob)
     const id = newId('turns')
     const title = `Turns private ${id}`
-    await createSyncMap(alice, a.Task, {
-      column: 'todo',
-      id,
-      owner: Number(config.users.alice.id),
-      private: false,
-      title: 'Public for now'
-    })
+    await card(alice, a.Task, 'Public for now', { id })
     await waitFor(`bob's list shows ${id}`, () => id in titles(b.list))
     const rowSubscription = JSON.stringify({ channel: `tasks/${id}`, type: 'logux/subscribe' })
     await waitFor(`bob's client subscribed to tasks/${id}`, () => rowSubscription in bob.subscriptions)
     const bobWireBefore = bob.wire.length
 
-    const card = a.list.get().stores.get(id)
-    await changeSyncMap(card, { private: true })
-    await changeSyncMap(card, { column: 'done', title })
-    const barrier = newId('barrier')
-    await createSyncMap(alice, a.Task, {
-      column: 'todo',
-      id: barrier,
-      owner: Number(config.users.alice.id),
-      private: false,
-      title: 'Barrier'
-    })
+    const row = a.list.get().stores.get(id)
+    await changeSyncMap(row, { private: true })
+    await changeSyncMap(row, { column: 'done', title })
+    const barrier = await card(alice, a.Task, 'Barrier', { id: newId('barrier') })
     await waitFor(`bob's list shows ${barrier}`, () => barrier in titles(b.list))
 
     return {
-      alice: a.list.get().list.find(v => v.id === id),
-      bob: b.list.get().list.find(v => v.id === id) || null,
+      alice: valueIn(a.list, id),
+      bob: valueIn(b.list, id) || null,
       bobWireAfter: bob.wire.slice(bobWireBefore),
       id,
       title
     }
-  }
-}
+  },
 
-
-async function publicCard(client, Task, title) {
-  const id = newId('card')
-  await createSyncMap(client, Task, {
-    column: 'todo',
-    id,
-    owner: Number(config.users[client.userName].id),
-    private: false,
-    title
-  })
-  return id
-}
-
-function valueIn(filterStore, id) {
-  return filterStore.get().list.find(v => v.id === id)
-}
-
-Object.assign(scenarios, {
   // An edit made with the ORM in another process (`manage.py shell`) reaches both clients live.
   async orm() {
     const alice = await connect('alice')
     const bob = await connect('bob')
     const a = await taskList(alice)
     const b = await taskList(bob)
-    const id = await publicCard(alice, a.Task, 'Before the shell')
+    const id = await card(alice, a.Task, 'Before the shell')
     await waitFor(`bob's list shows ${id}`, () => titles(b.list)[id] === 'Before the shell')
 
     const output = await managePy(
+      config,
       'from board.models import Task\n' +
         `task = Task.objects.get(pk=${JSON.stringify(id)})\n` +
         "task.title = 'Saved in the shell'\n" +
@@ -299,7 +199,7 @@ Object.assign(scenarios, {
     const bob = await connect('bob')
     const a = await taskList(alice)
     const b = await taskList(bob)
-    const id = await publicCard(alice, a.Task, 'Contested')
+    const id = await card(alice, a.Task, 'Contested')
     await waitFor(`bob's list shows ${id}`, () => id in titles(b.list))
     const aCard = a.list.get().stores.get(id)
     const bCard = b.list.get().stores.get(id)
@@ -321,7 +221,7 @@ Object.assign(scenarios, {
         throw new Error(`${error.message}\n alice: ${show(aCard)}\n bob: ${show(bCard)}`)
       })
       // Give late broadcasts a moment; agreement must still hold after them.
-      await new Promise(resolve => setTimeout(resolve, 300))
+      await sleep(300)
       await waitFor(`round ${round}: both clients still agree`, same)
       rounds.push({
         alice: { column: aCard.get().column, title: aCard.get().title },
@@ -338,7 +238,7 @@ Object.assign(scenarios, {
     const bob = await connect('bob')
     const a = await taskList(alice)
     const b = await taskList(bob)
-    const id = await publicCard(alice, a.Task, 'Before bob left')
+    const id = await card(alice, a.Task, 'Before bob left')
     await waitFor(`bob's list shows ${id}`, () => titles(b.list)[id] === 'Before bob left')
     const resubscribes = []
     bob.on('add', (action, meta) => {
@@ -348,13 +248,11 @@ Object.assign(scenarios, {
     // Go offline while idle. (Dropping while the row subscribe that follows a new card is still in
     // flight leaves Logux server 0.13.1's per-client queue stuck: the server never answers this
     // client's later actions, resubscribes included.)
-    await waitFor('bob to finish syncing', async () => (await syncing(bob)) === 0)
-    await new Promise(resolve => setTimeout(resolve, 200))
-    await waitFor('bob to finish syncing', async () => (await syncing(bob)) === 0)
+    await settle([bob], { what: 'bob to finish syncing', ms: WAIT_MS, pause: 200 })
     bob.node.connection.disconnect()
     await waitFor('bob disconnects', () => bob.state === 'disconnected')
     await changeSyncMap(a.list.get().stores.get(id), { column: 'doing', title: 'Changed while bob was away' })
-    await new Promise(resolve => setTimeout(resolve, 300))
+    await sleep(300)
     const whileAway = valueIn(b.list, id)
 
     bob.node.connection.connect()
@@ -365,52 +263,10 @@ Object.assign(scenarios, {
     })
     return { bob: valueIn(b.list, id), caughtUp, id, resubscribes, whileAway }
   }
+}
+
+// Leave nothing in flight (see shutdown()), and again once their answers' effects are done.
+finish(scenarios[scenario] || (() => Promise.reject(new Error(`unknown scenario ${scenario}`))), {
+  close: () => shutdown(clients, unbinds, { pause: 100 }),
+  label: scenario
 })
-
-async function main() {
-  const scenarioFn = scenarios[scenario]
-  if (!scenarioFn) throw new Error(`unknown scenario ${scenario}`)
-  try {
-    const result = await scenarioFn()
-    process.stdout.write(JSON.stringify(result) + '\n')
-  } finally {
-    await shutdown()
-  }
-}
-
-async function syncing(client) {
-  let count = 0
-  await client.log.each((action, meta) => {
-    if (meta.reasons.includes('syncing')) count += 1
-  })
-  return count
-}
-
-// Leave nothing in flight: Logux server 0.13.1 in development mode loops on "WS was closed" errors
-// when it answers a client whose socket is already closing (and then ignores SIGTERM).
-async function shutdown() {
-  const quiet = async () => {
-    for (const client of clients) {
-      if (client.connected && (await syncing(client)) > 0) return false
-    }
-    return true
-  }
-  try {
-    await waitFor('clients to finish syncing', quiet, 3000)
-    await new Promise(resolve => setTimeout(resolve, 100))
-    await waitFor('clients to finish syncing', quiet, 3000)
-  } catch (error) {
-    log(error.message)
-  }
-  for (const unbind of unbinds) unbind()
-  for (const client of clients) client.destroy()
-  await new Promise(resolve => setTimeout(resolve, 50))
-}
-
-main().then(
-  () => process.exit(0),
-  error => {
-    process.stderr.write(`FAILED ${scenario}: ${error.stack || error}\n`)
-    process.exit(1)
-  }
-)

@@ -1,0 +1,200 @@
+// Helpers shared by the Node drivers of the end-to-end tests (tests/e2e/js/*.mjs, tests/bridge/js/*.mjs).
+//
+// Nothing here imports a @logux package: the e2e drivers use @logux/client 0.21.1 from the root
+// node_modules, the bridge driver 0.23 from logux_sync/bridge/node_modules, so each passes its own
+// classes in (`logux`: {Client, Reconnect, WsConnection, WebSocket}).
+import { execFile } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { promisify } from 'node:util'
+
+export function log(...args) {
+  process.stderr.write(`[${new Date().toISOString()}] ${args.join(' ')}\n`)
+}
+
+export const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
+
+// Polls `check()` every `every` ms until it holds; the milliseconds it took. Fails naming `what` after `ms`.
+export async function waitFor(what, check, ms, every = 20) {
+  const started = Date.now()
+  while (Date.now() - started < ms) {
+    if (await check()) return Date.now() - started
+    await sleep(every)
+  }
+  throw new Error(`timed out after ${ms} ms waiting for: ${what}`)
+}
+
+export function newId(label) {
+  return `${label}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`
+}
+
+// `python <args>` in the example project (config: {python, exampleDir}); {stdout, stderr}.
+export function python(config, args) {
+  return promisify(execFile)(config.python, args, { cwd: config.exampleDir })
+}
+
+// `manage.py shell -c <code>` in the example project; its stdout.
+export async function managePy(config, code) {
+  const { stdout } = await python(config, ['manage.py', 'shell', '-c', code])
+  return stdout
+}
+
+// ---- clients -------------------------------------------------------------------------------------
+
+// A client of `user` on `url`, not started yet. With `wire`, client.wire records every message the
+// server sends it: a copy, as the client goes on to change the meta objects of what it received
+// (reasons, time fix). With `catchErrors`, node errors are logged instead of thrown (a refused
+// reconnect would otherwise end the process).
+export function newClient(logux, { url, name, user, subprotocol, wire = true, catchErrors = false }) {
+  const { Client, Reconnect, WsConnection, WebSocket } = logux
+  const connection = new Reconnect(new WsConnection(url, WebSocket))
+  const client = new Client({ server: connection, subprotocol, token: user.token, userId: user.id })
+  client.userName = name
+  if (wire) {
+    client.wire = []
+    connection.on('message', message => client.wire.push(JSON.parse(JSON.stringify(message))))
+  }
+  if (catchErrors) client.node.catch(error => log(name, 'node error', error.message))
+  else client.node.on('error', error => log(name, 'node error', error.stack || error))
+  return client
+}
+
+// Starts `client`, adds it to `clients` (for shutdown()) and waits until it is synchronized.
+export async function start(client, clients, ms, every) {
+  clients.push(client)
+  client.start()
+  await waitFor(`${client.userName} connects`, () => client.state === 'synchronized', ms, every)
+  return client
+}
+
+// How many of the client's own actions still wait for the server's `logux/processed`.
+export async function syncing(client) {
+  let count = 0
+  await client.log.each((action, meta) => {
+    if (meta.reasons.includes('syncing')) count += 1
+  })
+  return count
+}
+
+// Waits until no connected client has an action in flight; with `pause`, waits again after it, for
+// what those answers set off (a row subscribe after a new card).
+export async function settle(clients, { what = 'clients to finish syncing', ms = 3000, pause = 0 } = {}) {
+  const quiet = async () => {
+    for (const client of clients) {
+      if (client.connected && (await syncing(client)) > 0) return false
+    }
+    return true
+  }
+  await waitFor(what, quiet, ms)
+  if (pause) {
+    await sleep(pause)
+    await waitFor(what, quiet, ms)
+  }
+}
+
+// Stops listening and destroys the clients. With `drain` (settle()'s options), first leaves nothing in
+// flight: Logux server 0.13.1 in development mode loops on "WS was closed" errors when it answers a
+// client whose socket is already closing (and then ignores SIGTERM).
+export async function shutdown(clients, unbinds, drain = null) {
+  if (drain) {
+    try {
+      await settle(clients, drain)
+    } catch (error) {
+      log(error.message)
+    }
+  }
+  for (const unbind of unbinds) unbind()
+  for (const client of clients) client.destroy()
+  await sleep(50)
+}
+
+// ---- what the clients hold -------------------------------------------------------------------------
+
+export function titles(filterStore) {
+  const result = {}
+  for (const value of filterStore.get().list) result[value.id] = value.title
+  return result
+}
+
+export function valueIn(filterStore, id) {
+  return filterStore.get().list.find(v => v.id === id)
+}
+
+// A task's fields in the order the Python side writes them (some compare JSON text).
+export function taskFields(value) {
+  return { column: value.column, owner: value.owner, private: value.private, title: value.title }
+}
+
+// {id: taskFields} of every task in a createFilter list.
+export function listFields(filterStore) {
+  const result = {}
+  for (const value of filterStore.get().list) result[value.id] = taskFields(value)
+  return result
+}
+
+// ---- running a driver ------------------------------------------------------------------------------
+
+// Runs `main`, then `close` (shutdown), and exits 0 with main's result as JSON: in the file `out`,
+// written after `close` (process.exit() cuts a large write to a pipe short), or else on stdout,
+// written before it. On an error prints `FAILED <label>: <stack>`, closes and exits 1.
+export function finish(main, { close, label = '', out = null }) {
+  main()
+    .then(async result => {
+      if (out) {
+        await close()
+        writeFileSync(out, JSON.stringify(result))
+      } else {
+        process.stdout.write(JSON.stringify(result) + '\n')
+        await close()
+      }
+      process.exit(0)
+    })
+    .catch(async error => {
+      process.stderr.write(`FAILED${label ? ` ${label}` : ''}: ${error.stack || error}\n`)
+      await close()
+      process.exit(1)
+    })
+}
+
+// ---- the example's tasks ----------------------------------------------------------------------------
+
+// taskList() and card() with one @logux/client version's functions ({createFilter, createSyncMap,
+// syncMapTemplate}); `users` as in the drivers' config, `unbinds` collects the listeners for shutdown().
+export function taskHelpers({ createFilter, createSyncMap, syncMapTemplate }, users, unbinds) {
+  // A createFilter list of tasks, loaded. Each client gets its own template: syncMapTemplate caches
+  // stores by id, not per client.
+  async function taskList(client, filter = {}) {
+    const Task = syncMapTemplate('tasks')
+    const list = createFilter(client, Task, filter)
+    const unbind = list.listen(() => {})
+    unbinds.push(unbind)
+    await list.loading
+    return { list, Task, unbind }
+  }
+
+  // A public card in To do of the client's user, created through createSyncMap (`extra` overrides
+  // fields, the id included); its id.
+  async function card(client, Task, title, extra = {}) {
+    const fields = {
+      column: 'todo',
+      id: newId('card'),
+      owner: Number(users[client.userName].id),
+      private: false,
+      title,
+      ...extra
+    }
+    await createSyncMap(client, Task, fields)
+    return fields.id
+  }
+
+  return { card, taskList }
+}
+
+// Awaits `work()`: what `done()` makes of a success, or {error, reason} of a refusal (a logux/undo).
+export async function attempt(work, done) {
+  try {
+    await work()
+  } catch (error) {
+    return { error: error.name, reason: error.action && error.action.reason }
+  }
+  return done()
+}
