@@ -4,10 +4,23 @@
 // Usage: node syncmap.mjs <scenario> '<config JSON>'
 // config: {urls: [ws url, ...], users: {alice: {id, token}, bob: {id, token}}, python, exampleDir}
 // Prints one JSON object with what the clients saw; Python asserts on it.
-import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { promisify } from 'node:util'
+
+import {
+  attempt,
+  finish,
+  managePy,
+  newClient,
+  newId,
+  shutdown,
+  start,
+  taskHelpers,
+  titles,
+  valueIn,
+  WAIT_MS,
+  waitFor
+} from '../../e2e/js/common.mjs'
 
 const [scenario, rawConfig] = process.argv.slice(2)
 const config = JSON.parse(rawConfig)
@@ -26,86 +39,22 @@ const {
 const { Reconnect, WsConnection } = await load('@logux/core/index.js')
 const { default: WebSocket } = await load('ws/wrapper.mjs')
 
-const WAIT_MS = 8000
 const clients = []
 const unbinds = []
+const { card, taskList } = taskHelpers({ createFilter, createSyncMap, syncMapTemplate }, config.users, unbinds)
 
-function log(...args) {
-  process.stderr.write(`[${new Date().toISOString()}] ${args.join(' ')}\n`)
-}
-
-async function connect(name, url = config.urls[0]) {
-  const user = config.users[name]
-  const connection = new Reconnect(new WsConnection(url, WebSocket))
-  const client = new Client({ server: connection, subprotocol: 1, token: user.token, userId: user.id })
-  client.userName = name
-  client.wire = []
-  connection.on('message', message => client.wire.push(message))
-  client.node.on('error', error => log(name, 'node error', error.stack || error))
-  clients.push(client)
-  client.start()
-  await waitFor(`${name} connects to ${url}`, () => client.state === 'synchronized')
-  return client
-}
-
-async function taskList(client, filter = {}) {
-  const Task = syncMapTemplate('tasks')
-  const list = createFilter(client, Task, filter)
-  const unbind = list.listen(() => {})
-  unbinds.push(unbind)
-  await list.loading
-  return { list, Task, unbind }
-}
-
-function titles(filterStore) {
-  const result = {}
-  for (const value of filterStore.get().list) result[value.id] = value.title
-  return result
-}
-
-function valueIn(filterStore, id) {
-  return filterStore.get().list.find(v => v.id === id)
-}
-
-async function waitFor(what, check, ms = WAIT_MS) {
-  const started = Date.now()
-  while (Date.now() - started < ms) {
-    if (await check()) return Date.now() - started
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-  throw new Error(`timed out after ${ms} ms waiting for: ${what}`)
-}
-
-function newId(label) {
-  return `${label}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`
-}
-
-async function managePy(code) {
-  const { stdout } = await promisify(execFile)(config.python, ['manage.py', 'shell', '-c', code], {
-    cwd: config.exampleDir
-  })
-  return stdout.trim().split('\n').pop()
+function connect(name, url = config.urls[0]) {
+  const logux = { Client, Reconnect, WsConnection, WebSocket }
+  return start(newClient(logux, { name, subprotocol: 1, url, user: config.users[name] }), clients, WAIT_MS)
 }
 
 async function subscriptionsOf(nodeId) {
   const out = await managePy(
+    config,
     'import json; from logux_sync.sync.models import LoguxSubscription\n' +
       `print(json.dumps(sorted(s.filter_key for s in LoguxSubscription.objects.filter(node_id=${JSON.stringify(nodeId)}))))`
   )
   return JSON.parse(out)
-}
-
-async function card(client, Task, title, extra = {}) {
-  const id = newId('card')
-  await createSyncMap(client, Task, {
-    column: 'todo',
-    id,
-    owner: Number(config.users[client.userName].id),
-    private: false,
-    title,
-    ...extra
-  })
-  return id
 }
 
 const scenarios = {
@@ -141,20 +90,14 @@ const scenarios = {
     const wireBefore = bob.wire.slice()
     const direct = b.Task(secret, bob)
     unbinds.push(direct.listen(() => {}))
-    let directLoad
-    try {
-      await direct.loading
-      directLoad = { loaded: direct.get() }
-    } catch (error) {
-      directLoad = { error: error.name, reason: error.action?.reason }
-    }
-    let change
-    try {
-      await changeSyncMapById(bob, b.Task, secret, { title: 'Changed by bob' })
-      change = { processed: true }
-    } catch (error) {
-      change = { error: error.name, reason: error.action?.reason }
-    }
+    const directLoad = await attempt(
+      () => direct.loading,
+      () => ({ loaded: direct.get() })
+    )
+    const change = await attempt(
+      () => changeSyncMapById(bob, b.Task, secret, { title: 'Changed by bob' }),
+      () => ({ processed: true })
+    )
     return { alice: titles(a.list), bob: titles(b.list), bobWire: bob.wire, change, directLoad, secret, title, wireBefore }
   },
 
@@ -166,6 +109,7 @@ const scenarios = {
     const id = await card(alice, a.Task, 'Before the shell')
     await waitFor(`bob's list shows ${id}`, () => titles(b.list)[id] === 'Before the shell')
     const shell = await managePy(
+      config,
       'from board.models import Task\n' +
         `task = Task.objects.get(pk=${JSON.stringify(id)})\n` +
         "task.title = 'Saved in the shell'\n" +
@@ -182,6 +126,7 @@ const scenarios = {
   async unsubscribe() {
     const alice = await connect('alice')
     const done = await managePy(
+      config,
       'from board.models import Task\n' +
         `t = Task.objects.create(pk=${JSON.stringify(newId('done'))}, title='Done', column='done', owner_id=${config.users.alice.id})\n` +
         'print(t.pk)\n'
@@ -249,6 +194,7 @@ const scenarios = {
     await changeSyncMap(lists[1].list.get().stores.get(id), { title: 'Changed via second' })
     await everyone('change', list => titles(list)[id] === 'Changed via second')
     await managePy(
+      config,
       `from board.models import Task\nTask.objects.filter(pk=${JSON.stringify(id)}).update(column='done')\nprint('ok')\n`
     )
     await everyone('orm update', list => valueIn(list, id)?.column === 'done')
@@ -258,22 +204,7 @@ const scenarios = {
   }
 }
 
-async function main() {
-  const run = scenarios[scenario]
-  if (!run) throw new Error(`unknown scenario ${scenario}`)
-  try {
-    process.stdout.write(JSON.stringify(await run()) + '\n')
-  } finally {
-    for (const unbind of unbinds) unbind()
-    for (const client of clients) client.destroy()
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
-}
-
-main().then(
-  () => process.exit(0),
-  error => {
-    process.stderr.write(`FAILED ${scenario}: ${error.stack || error}\n`)
-    process.exit(1)
-  }
-)
+finish(scenarios[scenario] || (() => Promise.reject(new Error(`unknown scenario ${scenario}`))), {
+  close: () => shutdown(clients, unbinds),
+  label: scenario
+})

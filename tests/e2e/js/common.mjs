@@ -13,8 +13,10 @@ export function log(...args) {
 
 export const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
+export const WAIT_MS = 8000
+
 // Polls `check()` every `every` ms until it holds; the milliseconds it took. Fails naming `what` after `ms`.
-export async function waitFor(what, check, ms, every = 20) {
+export async function waitFor(what, check, ms = WAIT_MS, every = 20) {
   const started = Date.now()
   while (Date.now() - started < ms) {
     if (await check()) return Date.now() - started
@@ -32,10 +34,11 @@ export function python(config, args) {
   return promisify(execFile)(config.python, args, { cwd: config.exampleDir })
 }
 
-// `manage.py shell -c <code>` in the example project; its stdout.
+// `manage.py shell -c <code>` in the example project; the last line it printed (Django 5.2's shell
+// prints a line about its automatic imports first).
 export async function managePy(config, code) {
   const { stdout } = await python(config, ['manage.py', 'shell', '-c', code])
-  return stdout
+  return stdout.trim().split('\n').pop()
 }
 
 // ---- clients -------------------------------------------------------------------------------------

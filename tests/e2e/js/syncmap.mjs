@@ -30,17 +30,15 @@ import {
   taskHelpers,
   titles,
   valueIn,
-  waitFor as waitUpTo
+  WAIT_MS,
+  waitFor
 } from './common.mjs'
 
 const [scenario, rawConfig] = process.argv.slice(2)
 const config = JSON.parse(rawConfig)
-const WAIT_MS = 8000
 const clients = []
 const unbinds = []
 const { card, taskList } = taskHelpers({ createFilter, createSyncMap, syncMapTemplate }, config.users, unbinds)
-
-const waitFor = (what, check, ms = WAIT_MS) => waitUpTo(what, check, ms)
 
 async function connect(name) {
   const client = newClient(
@@ -168,7 +166,7 @@ const scenarios = {
     const id = await card(alice, a.Task, 'Before the shell')
     await waitFor(`bob's list shows ${id}`, () => titles(b.list)[id] === 'Before the shell')
 
-    const output = await managePy(
+    const shell = await managePy(
       config,
       'from board.models import Task\n' +
         `task = Task.objects.get(pk=${JSON.stringify(id)})\n` +
@@ -189,7 +187,7 @@ const scenarios = {
       arrived,
       bob: valueIn(b.list, id),
       id,
-      shell: output.trim().split('\n').pop()
+      shell
     }
   },
 
