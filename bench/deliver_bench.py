@@ -1,0 +1,158 @@
+"""Durable delivery
+----------------
+
+    python bench/deliver_bench.py            # 10,000 changes backlog, 2,000 autocommit saves
+    python bench/deliver_bench.py --quick    # a smoke run
+
+Measures, against a real Logux server (@logux/server 0.13.1, example_project/logux_server.mjs):
+
+- `autocommit`: N single saves outside any transaction, LoguxSynced (each writes its outbox row and
+  is delivered at once, one request per save) vs a plain model with the same fields, in one process.
+  Reported as the ratio synced/plain; the delivery requests are part of the synced figure.
+- `backlog`: 10,000 changes committed while the Logux server is down (every save still succeeds; the
+  changes wait in the outbox), then the server starts and `deliver()` drains the outbox the way
+  `manage.py logux_deliver` does (500 actions per request): drain time and actions/s.
+
+Django is configured in-process like bench/sync_bench.py (DEBUG=False, SQLite in a temp file, the
+models of bench/syncapp). Results go to bench/results/deliver.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+
+import sync_bench  # noqa: E402  (configures Django the same way)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_logux(port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGUX_")}
+    env.update(LOGUX_PORT=str(port), LOGUX_CONTROL_SECRET="secret", NODE_ENV="production")
+    env["LOGUX_BACKEND"] = "http://127.0.0.1:9/logux/"  # never called: only the control port is used
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            ["node", str(ROOT / "example_project" / "logux_server.mjs")],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process
+        except OSError:
+            time.sleep(0.05)
+    stop(process)
+    raise RuntimeError(f"the Logux server did not start; see {log}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+def bench_autocommit(n: int) -> dict[str, Any]:
+    from syncapp.models import PlainItem, SyncedItem
+
+    times = {}
+    for name, model in (("plain", PlainItem), ("synced", SyncedItem)):
+        began = time.perf_counter()
+        for i in range(n):
+            model.objects.create(id=f"auto-{i}", title=str(i))
+        times[name] = (time.perf_counter() - began) * 1000
+    return {"n": n, **{f"{k}_ms": v for k, v in times.items()}, "ratio": times["synced"] / times["plain"]}
+
+
+def bench_backlog(n: int, port: int, log: Path) -> dict[str, Any]:
+    from django.db import transaction
+    from syncapp.models import SyncedItem
+
+    from logux_sync.sync import broadcast
+    from logux_sync.sync.models import LoguxOutbox
+
+    began = time.perf_counter()
+    for start in range(0, n, 100):  # the Logux server is down: commits succeed, changes wait
+        with transaction.atomic():
+            for i in range(start, min(start + 100, n)):
+                SyncedItem.objects.create(id=f"backlog-{i}", title=str(i))
+    commit_ms = (time.perf_counter() - began) * 1000
+    waiting = LoguxOutbox.objects.count()
+    assert waiting == n, f"{waiting} rows in the outbox, {n} expected"
+
+    logux = start_logux(port, log)
+    try:
+        began = time.perf_counter()
+        sent = 0
+        while True:
+            count = broadcast.deliver(limit=500, ignore_backoff=True, raise_errors=True)
+            if not count:
+                break
+            sent += count
+        drain_s = time.perf_counter() - began
+    finally:
+        stop(logux)
+    assert sent == n and not LoguxOutbox.objects.exists(), (sent, LoguxOutbox.objects.count())
+    return {"n": n, "commit_ms_while_down": commit_ms, "drain_s": drain_s, "actions_per_s": n / drain_s}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="a smoke run")
+    args = parser.parse_args()
+    backlog_n, autocommit_n = (1000, 200) if args.quick else (10_000, 2000)
+
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="logux-sync-deliver-") as tmp:
+        # The URL names the Logux server's port; nothing listens there until the backlog phase.
+        sync_bench.setup_django(os.path.join(tmp, "db.sqlite3"), port, str(ROOT))
+        from logux_sync.testing import capture
+
+        with capture():  # autocommit: deliveries captured, so only the saving code is compared
+            autocommit = bench_autocommit(autocommit_n)
+        backlog = bench_backlog(backlog_n, port, Path(tmp) / "logux.log")
+
+    print("Durable delivery")
+    print(
+        f"  autocommit saves (N={autocommit['n']}): plain {autocommit['plain_ms']:.0f} ms, "
+        f"synced {autocommit['synced_ms']:.0f} ms, ratio {autocommit['ratio']:.2f}x"
+    )
+    print(
+        f"  backlog of {backlog['n']} changes committed while Logux was down in "
+        f"{backlog['commit_ms_while_down']:.0f} ms; drained by deliver() in {backlog['drain_s']:.2f} s "
+        f"= {backlog['actions_per_s']:.0f} actions/s"
+    )
+    sync_bench.RESULTS.mkdir(exist_ok=True)
+    out = sync_bench.RESULTS / ("deliver-quick.json" if args.quick else "deliver.json")
+    out.write_text(json.dumps({"autocommit": autocommit, "backlog": backlog}, indent=1))
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
