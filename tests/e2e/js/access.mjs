@@ -9,59 +9,33 @@
 // Writes to config.out {name: {wire, lists: {label: {id: fields}}, probes: {id: result}, rowStores: {id: value}}}.
 import { changeSyncMapById, Client, createFilter, createSyncMap, syncMapTemplate } from '@logux/client'
 import { Reconnect, WsConnection } from '@logux/core'
-import { execFile } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
-import { promisify } from 'node:util'
 import WebSocket from 'ws'
+
+import {
+  attempt,
+  finish,
+  listFields,
+  log,
+  newClient,
+  python,
+  shutdown,
+  sleep,
+  start,
+  taskFields,
+  waitFor
+} from './common.mjs'
 
 const config = JSON.parse(process.argv[2])
 const WAIT_MS = 15000
 const clients = []
 const unbinds = []
 
-function log(...args) {
-  process.stderr.write(`[${new Date().toISOString()}] ${args.join(' ')}\n`)
-}
-
-async function waitFor(what, check, ms = WAIT_MS) {
-  const started = Date.now()
-  while (Date.now() - started < ms) {
-    if (await check()) return Date.now() - started
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-  throw new Error(`timed out after ${ms} ms waiting for: ${what}`)
-}
-
-async function connect(name) {
-  const user = config.users[name]
-  const connection = new Reconnect(new WsConnection(config.url, WebSocket))
-  const client = new Client({ server: connection, subprotocol: '1.0.0', token: user.token, userId: user.id })
-  client.userName = name
-  client.wire = []
-  // A copy: the client goes on to change the meta objects of what it received (reasons, time fix).
-  connection.on('message', message => client.wire.push(JSON.parse(JSON.stringify(message))))
-  client.node.on('error', error => log(name, 'node error', error.stack || error))
-  clients.push(client)
-  client.start()
-  await waitFor(`${name} connects`, () => client.state === 'synchronized')
-  return client
-}
-
-function listValues(filterStore) {
-  const result = {}
-  for (const value of filterStore.get().list) {
-    const { id, title, column, owner } = value
-    result[id] = { column, owner, private: value.private, title }
-  }
-  return result
-}
-
-async function syncing(client) {
-  let count = 0
-  await client.log.each((action, meta) => {
-    if (meta.reasons.includes('syncing')) count += 1
-  })
-  return count
+function connect(name) {
+  const client = newClient(
+    { Client, Reconnect, WsConnection, WebSocket },
+    { name, subprotocol: '1.0.0', url: config.url, user: config.users[name] }
+  )
+  return start(client, clients, WAIT_MS)
 }
 
 async function main() {
@@ -89,13 +63,13 @@ async function main() {
     for (const id of [...config.probes[name], ...config.rowSubs[name]]) {
       const store = s.RowTask(id, s.client)
       unbinds.push(store.listen(() => {}))
-      try {
-        await store.loading
-        s.probes[id] = { loaded: true }
-        s.rowStores[id] = store
-      } catch (error) {
-        s.probes[id] = { error: error.name, reason: error.action && error.action.reason }
-      }
+      s.probes[id] = await attempt(
+        () => store.loading,
+        () => {
+          s.rowStores[id] = store
+          return { loaded: true }
+        }
+      )
     }
   }
   // The clients' own edits: a change of one of their rows and a new private row.
@@ -105,56 +79,25 @@ async function main() {
     await changeSyncMapById(s.client, s.ListTask, own.change.id, own.change.fields)
     await createSyncMap(s.client, s.ListTask, own.create)
   }
-  const { stdout, stderr } = await promisify(execFile)(config.python, ['-c', config.liveScript], {
-    cwd: config.exampleDir
-  })
+  const { stdout, stderr } = await python(config, ['-c', config.liveScript])
   if (stderr.trim()) log('live script:', stderr.trim())
   log('live script:', stdout.trim())
   for (const name of names) {
-    await waitFor(`${name}'s list shows the barrier`, () => config.barrier in listValues(state[name].lists.all))
+    const barrierShown = () => config.barrier in listFields(state[name].lists.all)
+    await waitFor(`${name}'s list shows the barrier`, barrierShown, WAIT_MS)
   }
-  await new Promise(resolve => setTimeout(resolve, 500))
+  await sleep(500)
   const result = {}
   for (const name of names) {
     const s = state[name]
     const lists = {}
-    for (const [label, list] of Object.entries(s.lists)) lists[label] = listValues(list)
+    for (const [label, list] of Object.entries(s.lists)) lists[label] = listFields(list)
     const rowStores = {}
-    for (const [id, store] of Object.entries(s.rowStores)) {
-      const { title, column, owner } = store.get()
-      rowStores[id] = { column, owner, private: store.get().private, title }
-    }
+    for (const [id, store] of Object.entries(s.rowStores)) rowStores[id] = taskFields(store.get())
     result[name] = { lists, probes: s.probes, rowStores, wire: s.client.wire }
   }
   return result
 }
 
-async function shutdown() {
-  const quiet = async () => {
-    for (const client of clients) {
-      if (client.connected && (await syncing(client)) > 0) return false
-    }
-    return true
-  }
-  try {
-    await waitFor('clients to finish syncing', quiet, 3000)
-  } catch (error) {
-    log(error.message)
-  }
-  for (const unbind of unbinds) unbind()
-  for (const client of clients) client.destroy()
-  await new Promise(resolve => setTimeout(resolve, 50))
-}
-
-main()
-  .then(async result => {
-    await shutdown()
-    // A file, not stdout: process.exit() cuts a large write to a pipe short.
-    writeFileSync(config.out, JSON.stringify(result))
-    process.exit(0)
-  })
-  .catch(async error => {
-    process.stderr.write(`FAILED: ${error.stack || error}\n`)
-    await shutdown()
-    process.exit(1)
-  })
+// A file, not stdout: process.exit() cuts a large write to a pipe short.
+finish(main, { close: () => shutdown(clients, unbinds, {}), out: config.out })

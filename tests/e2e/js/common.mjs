@@ -25,6 +25,16 @@ export async function waitFor(what, check, ms = WAIT_MS, every = 20) {
   throw new Error(`timed out after ${ms} ms waiting for: ${what}`)
 }
 
+// Like waitFor(), but answers null (and logs why) instead of failing: for what the test reports on.
+export async function waitedFor(what, check, ms, every) {
+  try {
+    return await waitFor(what, check, ms, every)
+  } catch (error) {
+    log(error.message)
+    return null
+  }
+}
+
 export function newId(label) {
   return `${label}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`
 }

@@ -11,44 +11,26 @@ import { Reconnect, WsConnection } from '@logux/core'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import WebSocket from 'ws'
 
+import { finish, log, newClient, shutdown, sleep, start, waitedFor, waitFor } from './common.mjs'
+
 const config = JSON.parse(process.argv[2])
+const POLL_MS = 50
 const clients = []
 const unbinds = []
 const COLUMNS = ['todo', 'doing', 'done']
 
-function log(...args) {
-  process.stderr.write(`[${new Date().toISOString()}] ${args.join(' ')}\n`)
-}
-
-async function waitFor(what, check, ms) {
-  const started = Date.now()
-  while (Date.now() - started < ms) {
-    if (await check()) return Date.now() - started
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
-  throw new Error(`timed out after ${ms} ms waiting for: ${what}`)
-}
-
-const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
-
 async function connect(name) {
-  const user = config.users[name]
-  const client = new Client({
-    server: new Reconnect(new WsConnection(config.url, WebSocket)),
-    subprotocol: '1.0.0',
-    token: user.token,
-    userId: user.id
-  })
-  client.node.catch(error => log(name, 'node error', error.message))
-  clients.push(client)
+  const client = newClient(
+    { Client, Reconnect, WsConnection, WebSocket },
+    { catchErrors: true, name, subprotocol: '1.0.0', url: config.url, user: config.users[name], wire: false }
+  )
   const sent = []
   client.on('add', (action, meta) => {
     if (action.type === 'tasks/change' && meta.id.includes(` ${client.nodeId} `)) {
       sent.push({ fields: action.fields, id: meta.id, rowId: action.id, time: meta.time })
     }
   })
-  client.start()
-  await waitFor(`${name} connects`, () => client.state === 'synchronized', 10000)
+  await start(client, clients, 10000, POLL_MS)
   const Task = syncMapTemplate('tasks') // one template per client
   const stores = {}
   for (const id of config.rows) {
@@ -107,34 +89,13 @@ async function main() {
       states.map(s => ({ name: s.name, nodeId: s.client.nodeId, sent: s.sent, timeFix: s.client.node.timeFix }))
     )
   )
-  await waitFor('the test to write the expected rows', () => existsSync(config.expected), 120000)
+  await waitFor('the test to write the expected rows', () => existsSync(config.expected), 120000, POLL_MS)
   const expected = JSON.parse(readFileSync(config.expected, 'utf8'))
   const agree = () => states.every(s => JSON.stringify(rowValues(s)) === JSON.stringify(expected))
-  let convergedAfter = null
-  try {
-    convergedAfter = await waitFor('every client to hold the database rows', agree, 15000)
-  } catch (error) {
-    log(error.message)
-  }
+  const convergedAfter = await waitedFor('every client to hold the database rows', agree, 15000, POLL_MS)
   const result = { convergedAfter, editMs }
   for (const s of states) result[s.name] = { outcomes: s.outcomes, rows: rowValues(s) }
   return result
 }
 
-async function shutdown() {
-  for (const unbind of unbinds) unbind()
-  for (const client of clients) client.destroy()
-  await sleep(50)
-}
-
-main()
-  .then(async result => {
-    await shutdown()
-    writeFileSync(config.out, JSON.stringify(result))
-    process.exit(0)
-  })
-  .catch(async error => {
-    process.stderr.write(`FAILED: ${error.stack || error}\n`)
-    await shutdown()
-    process.exit(1)
-  })
+finish(main, { close: () => shutdown(clients, unbinds), out: config.out })

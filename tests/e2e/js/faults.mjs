@@ -10,30 +10,12 @@ import { Reconnect, WsConnection } from '@logux/core'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import WebSocket from 'ws'
 
+import { finish, listFields, log, newClient, shutdown, start, waitedFor, waitFor } from './common.mjs'
+
 const config = JSON.parse(process.argv[2])
+const POLL_MS = 50
 const clients = []
 const unbinds = []
-
-function log(...args) {
-  process.stderr.write(`[${new Date().toISOString()}] ${args.join(' ')}\n`)
-}
-
-async function waitFor(what, check, ms) {
-  const started = Date.now()
-  while (Date.now() - started < ms) {
-    if (await check()) return Date.now() - started
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
-  throw new Error(`timed out after ${ms} ms waiting for: ${what}`)
-}
-
-function values(filterStore) {
-  const result = {}
-  for (const value of filterStore.get().list) {
-    result[value.id] = { column: value.column, owner: value.owner, private: value.private, title: value.title }
-  }
-  return result
-}
 
 function differences(got, expected) {
   let count = 0
@@ -46,11 +28,11 @@ function differences(got, expected) {
 async function main() {
   const state = {}
   for (const [name, user] of Object.entries(config.users)) {
-    const connection = new Reconnect(new WsConnection(config.url, WebSocket))
-    const client = new Client({ server: connection, subprotocol: '1.0.0', token: user.token, userId: user.id })
-    const s = { client, connects: 0, disconnects: 0, resubscribes: [], wire: [], lists: {} }
-    // A copy: the client goes on to change the meta objects of what it received (reasons, time fix).
-    connection.on('message', message => s.wire.push(JSON.parse(JSON.stringify(message))))
+    const client = newClient(
+      { Client, Reconnect, WsConnection, WebSocket },
+      { catchErrors: true, name, subprotocol: '1.0.0', url: config.url, user }
+    )
+    const s = { client, connects: 0, disconnects: 0, resubscribes: [], lists: {} }
     let offline = true
     client.node.on('state', () => {
       if (client.state === 'synchronized' && offline) s.connects += 1
@@ -61,11 +43,7 @@ async function main() {
     client.on('add', (action, meta) => {
       if (action.type === 'logux/subscribe' && meta.resubscribe) s.resubscribes.push(action)
     })
-    // catch(), not on('error'): a refused reconnect would otherwise be thrown and end the process.
-    client.node.catch(error => log(name, 'node error', error.message))
-    clients.push(client)
-    client.start()
-    await waitFor(`${name} connects`, () => client.state === 'synchronized', 10000)
+    await start(client, clients, 10000, POLL_MS)
     const Task = syncMapTemplate('tasks') // one template per client
     for (const [label, filter] of Object.entries(config.filters)) {
       const list = createFilter(client, Task, filter)
@@ -77,52 +55,31 @@ async function main() {
   }
   writeFileSync(config.ready, 'ready')
   log('subscribed')
-  await waitFor('the test to write the expected state', () => existsSync(config.expected), config.timeout)
+  await waitFor('the test to write the expected state', () => existsSync(config.expected), config.timeout, POLL_MS)
   const expected = JSON.parse(readFileSync(config.expected, 'utf8'))
   const converged = async () => {
     for (const [name, s] of Object.entries(state)) {
       for (const [label, list] of Object.entries(s.lists)) {
-        if (differences(values(list), expected[name][label]) > 0) return false
+        if (differences(listFields(list), expected[name][label]) > 0) return false
       }
     }
     return true
   }
-  let convergedAfter = null
-  try {
-    convergedAfter = await waitFor('every list to equal the database', converged, config.convergeMs)
-  } catch (error) {
-    log(error.message)
-  }
+  const convergedAfter = await waitedFor('every list to equal the database', converged, config.convergeMs, POLL_MS)
   const result = { convergedAfter }
   for (const [name, s] of Object.entries(state)) {
     const lists = {}
-    for (const [label, list] of Object.entries(s.lists)) lists[label] = values(list)
+    for (const [label, list] of Object.entries(s.lists)) lists[label] = listFields(list)
     result[name] = {
       connects: s.connects,
       disconnects: s.disconnects,
       lists,
       resubscribes: s.resubscribes,
       state: s.client.state,
-      wire: s.wire
+      wire: s.client.wire
     }
   }
   return result
 }
 
-async function shutdown() {
-  for (const unbind of unbinds) unbind()
-  for (const client of clients) client.destroy()
-  await new Promise(resolve => setTimeout(resolve, 50))
-}
-
-main()
-  .then(async result => {
-    await shutdown()
-    writeFileSync(config.out, JSON.stringify(result))
-    process.exit(0)
-  })
-  .catch(async error => {
-    process.stderr.write(`FAILED: ${error.stack || error}\n`)
-    await shutdown()
-    process.exit(1)
-  })
+finish(main, { close: () => shutdown(clients, unbinds), out: config.out })
