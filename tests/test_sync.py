@@ -547,3 +547,18 @@ def test_resubscribe_with_since_learns_of_missed_deletions(endpoint: Endpoint) -
     assert deleted == [{"type": "notes/deleted", "id": "gone"}]  # not bob's note: not ann's list, nor hers to read
     answers = subscribe(endpoint, "notes", ann.pk, filter={"owner": ann.pk})
     assert not [a for a in answers if a["answer"] == "action" and a["action"]["type"] == "notes/deleted"]
+
+
+def test_a_node_subscribed_to_a_row_and_a_list_gets_each_action_once(endpoint: Endpoint, sent: list) -> None:
+    ann = user("ann")
+    Note.objects.create(id="n1", text="x", owner=ann)
+    subscribe(endpoint, "notes", ann.pk, node="a:1", filter={"owner": ann.pk})
+    subscribe(endpoint, "notes/n1", ann.pk, node="a:1")
+    note = Note.objects.get(pk="n1")
+    note.text = "y"
+    note.save()
+    assert sent[-1][1]["nodes"] == [f"{ann.pk}:a:1"]
+    note.owner = user("bob")
+    note.save()
+    gone = [meta["nodes"] for action, meta in sent if action["type"] == "notes/deleted"]
+    assert gone == [[f"{ann.pk}:a:1"]]

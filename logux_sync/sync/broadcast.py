@@ -339,15 +339,18 @@ def address(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[tuple[
         gone: list[str] = []
         joined: list[str] = []
         before: Any = None  # the row as it was, rebuilt on first need
+        seen: set[str] = set()
         for sub in subscriptions.get(change.plural, ()):
             client = ":".join(sub.node_id.split(":")[:2])
-            if client == change.exclude_client or sub.node_id in nodes or obj is None:
+            # A node subscribed several ways (its row and a list) gets each action once.
+            if client == change.exclude_client or obj is None or sub.node_id in seen:
                 continue
             if sub.row_id:
                 if sub.row_id != change.wire_id:
                     continue
             elif not any(s is not None and opts.matches(sub.filter, s) for s in (change.old, change.new)):
                 continue
+            seen.add(sub.node_id)
             if sub.user_id not in users:
                 users[sub.user_id] = load_user(sub.user_id)
             user = users[sub.user_id]
