@@ -324,7 +324,7 @@ def bench_subscribe(rows: int, small: int, reps: int, user: Any) -> tuple[dict[s
     answers = json.loads(subscribe(client, body))
     loaded = [a["action"] for a in answers if a["answer"] == "action"]
     assert [a["answer"] for a in answers[:1] + answers[-1:]] == ["approved", "processed"], answers[:2]
-    assert sum(a["type"] == "items/changed" for a in loaded) == rows, "one changed action per row expected"
+    assert sum(a["type"] == "items/created" for a in loaded) == rows, "one created action per row expected"
 
     sub_times, base_times, sizes = [], [], {}
     for rep in range(reps + 1):
