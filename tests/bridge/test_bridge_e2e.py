@@ -7,7 +7,6 @@ Each test runs one scenario of tests/bridge/js/syncmap.mjs, which prints what th
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -20,13 +19,16 @@ import pytest
 
 from tests.e2e.servers import (
     EXAMPLE,
-    NODE,
     ROOT,
+    SQLITE_IMMEDIATE,
     bridge_server,
-    example_env,
+    demo_users,
+    drive,
     free_port,
     gunicorn,
-    migrate,
+    last_json,
+    prepared_env,
+    task_rows,
 )
 
 pytestmark = pytest.mark.e2e
@@ -36,11 +38,6 @@ MODULES = ROOT / "logux_sync" / "bridge" / "node_modules"
 
 if not (MODULES / "@logux" / "server").is_dir():
     pytest.skip("run `npm ci --prefix logux_sync/bridge` first", allow_module_level=True)
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    command = [sys.executable, "manage.py", *args]
-    return subprocess.run(command, cwd=EXAMPLE, env=env, capture_output=True, text=True, timeout=60, check=True).stdout
 
 
 @dataclass
@@ -56,34 +53,18 @@ class Stack:
             "python": sys.executable,
             "exampleDir": str(EXAMPLE),
         }
-        run = subprocess.run(
-            [NODE, str(DRIVER), scenario, json.dumps(config)],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert run.returncode == 0, f"{scenario} failed:\n{run.stderr[-4000:]}"
-        return json.loads(run.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+        return last_json(drive(DRIVER, scenario, json.dumps(config), env=self.env, timeout=60))  # type: ignore[no-any-return]
 
     def tasks(self) -> dict[str, dict[str, Any]]:
-        code = (
-            "import json; from board.models import Task; "
-            "print(json.dumps({t.pk: {'title': t.title, 'column': t.column, 'private': t.private} "
-            "for t in Task.objects.all()}))"
-        )
-        return json.loads(manage(self.env, "shell", "-c", code).strip().splitlines()[-1])  # type: ignore[no-any-return]
+        return task_rows(self.env)
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("bridge")
     ports = [free_port(), free_port()]
-    urls = ",".join(f"http://127.0.0.1:{port}/" for port in ports)
-    env = example_env(tmp, LOGUX_URL=urls, DJANGO_SETTINGS_MODULE="tests.e2e.sqlite_immediate_settings")
-    migrate(env)
-    users = json.loads(manage(env, "demo_users", "--tokens").strip().splitlines()[-1])
+    env = prepared_env(tmp, ports, DJANGO_SETTINGS_MODULE=SQLITE_IMMEDIATE)
+    users = demo_users(env)
     with ExitStack() as stack_:
         backend = stack_.enter_context(gunicorn(env, workers=2, name="gunicorn-bridge"))
         for index, port in enumerate(ports):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,21 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.servers import ARTIFACTS, EXAMPLE, NODE, ROOT, example_env, free_port, gunicorn, logux_server, migrate
+from tests.e2e.servers import (
+    ARTIFACTS,
+    EXAMPLE,
+    NODE,
+    ROOT,
+    SQLITE_IMMEDIATE,
+    demo_users,
+    drive,
+    free_port,
+    gunicorn,
+    last_json,
+    logux_server,
+    prepared_env,
+    python_json,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -42,29 +55,13 @@ class Board:
             "print(json.dumps({t.title: {'column': t.column, 'private': t.private, 'owner': t.owner.username} "
             "for t in Task.objects.select_related('owner')}))"
         )
-        run = subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c", code],
-            cwd=EXAMPLE,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        return json.loads(run.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+        return python_json(self.env, code)  # type: ignore[no-any-return]
 
     def drive(self, scenario: str) -> dict[str, Any]:
         config = {"base": self.base, "screenshots": str(SCREENSHOTS), "chromium": str(CHROMIUM), "timeout": LIVE_MS}
-        run = subprocess.run(
-            [NODE, str(DRIVER), scenario, json.dumps(config)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        (ARTIFACTS / f"browser-{scenario}.log").write_text(run.stderr)
-        assert run.returncode == 0, f"{scenario} failed (screenshots in {SCREENSHOTS}):\n{run.stderr[-4000:]}"
-        result: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
+        log = ARTIFACTS / f"browser-{scenario}.log"
+        out = drive(DRIVER, scenario, json.dumps(config), timeout=60, log=log, note=f" (screenshots in {SCREENSHOTS})")
+        result: dict[str, Any] = last_json(out)
         assert result["problems"] == [], result["problems"]
         print(f"{scenario}: {json.dumps({k: v for k, v in result.items() if k in ('ms', 'hiddenMs', 'sharedMs')})}")
         return result
@@ -81,14 +78,9 @@ def board(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Board]:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     build_bundle()
     tmp = tmp_path_factory.mktemp("board")
-    logux_port = free_port()  # Django needs it before the Logux server, which needs Django's URL, starts
-    env = example_env(
-        tmp,
-        LOGUX_URL=f"http://127.0.0.1:{logux_port}/",
-        DJANGO_SETTINGS_MODULE="tests.e2e.sqlite_immediate_settings",
-    )
-    migrate(env)
-    subprocess.run([sys.executable, "manage.py", "demo_users"], cwd=EXAMPLE, env=env, check=True, capture_output=True)
+    logux_port = free_port()
+    env = prepared_env(tmp, [logux_port], DJANGO_SETTINGS_MODULE=SQLITE_IMMEDIATE)
+    demo_users(env)
     with pytest.MonkeyPatch.context() as patch:
         # In development mode Logux server 0.13.1 answers an error on a closing socket by sending a debug
         # message to every client, which fails on that socket again: hundreds of "WS was closed" errors

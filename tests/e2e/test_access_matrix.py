@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,17 +26,19 @@ from tests import pg
 
 from .servers import (
     ARTIFACTS,
-    NODE,
+    EXAMPLE,
     ROOT,
     demo_users,
+    drive,
     example_env,
     free_port,
     gunicorn,
-    gunicorn_args,
     logux_server,
     migrate,
+    plain_users,
+    prepared_env,
     run_python,
-    scratch_dir,
+    task_rows,
 )
 
 pytestmark = pytest.mark.e2e
@@ -65,8 +66,8 @@ def test_wrong_secret_lock_holds_on_every_worker_with_redis(workdir: Path) -> No
     migrate(env)
     name = f"gunicorn-lock-{secrets.token_hex(2)}"
     # The access log names the worker (pid) that answered each request.
-    extra = ["--access-logformat", "pid=%(p)s status=%(s)s"]
-    with gunicorn_args(env, extra, workers=4, name=name) as url:
+    extra = ("--access-logformat", "pid=%(p)s status=%(s)s")
+    with gunicorn(env, workers=4, name=name, extra=extra) as url:
         assert post(url, {"version": 4, "secret": "parole", "commands": []})[0] == 200
         wrong = [post(url, {"version": 4, "secret": f"wrong{i}", "commands": []}) for i in range(3)]
         assert wrong == [(403, "Wrong secret")] * 3
@@ -138,32 +139,13 @@ def _sync_pairs(message: list[Any]) -> list[tuple[dict[str, Any], dict[str, Any]
     return list(zip(message[2::2], message[3::2], strict=False))
 
 
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    with scratch_dir("logux-access-") as path:
-        yield path
-
-
-@pytest.fixture
-def pg_db() -> Iterator[str]:
-    with pg.temp_database() as name:
-        yield name
-
-
 def test_access_matrix_with_real_clients(workdir: Path, pg_db: str) -> None:
     logux_port = free_port()
     # PostgreSQL: SQLite with two workers answers concurrent client edits with "database is locked".
-    env = example_env(workdir, LOGUX_URL=f"http://127.0.0.1:{logux_port}/", **pg.example_env(pg_db))
-    migrate(env)
+    env = prepared_env(workdir, [logux_port], **pg.example_env(pg_db))
     users = demo_users(env)
     # carol: a plain user (no staff, no superuser, no permissions).
-    carol = run_python(
-        env,
-        "import json\nfrom django.contrib.auth.models import User\nfrom logux_sync import make_token\n"
-        "u = User.objects.create_user('carol', password='carol')\n"
-        "print(json.dumps({'id': str(u.pk), 'token': make_token(u)}))\n",
-    )
-    users["carol"] = json.loads(carol.strip().splitlines()[-1])
+    users.update(plain_users(env, "carol"))
     ids = {name: int(users[name]["id"]) for name in USERS}
     tok = secrets.token_hex(3)
 
@@ -241,8 +223,8 @@ print('live done')
     config = {
         "url": f"ws://127.0.0.1:{logux_port}/",
         "users": {name: users[name] for name in USERS},
-        "python": __import__("sys").executable,
-        "exampleDir": str(ROOT / "example_project"),
+        "python": sys.executable,
+        "exampleDir": str(EXAMPLE),
         "filters": filters,
         "probes": {name: [i for o in others[name] for i in private_ids[o]] for name in USERS},
         "rowSubs": {
@@ -264,27 +246,9 @@ print('live done')
                 f"for seed in json.loads({json.dumps(json.dumps(seeds))}):\n"
                 "    Task.objects.create(**seed)\n",
             )
-            run = subprocess.run(
-                [NODE, str(DRIVER), json.dumps(config)],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=90,
-            )
-            (ARTIFACTS / "access-driver.log").write_text(run.stderr)
-            assert run.returncode == 0, run.stderr[-4000:]
+            drive(DRIVER, json.dumps(config), env=env, timeout=90, log=ARTIFACTS / "access-driver.log")
             seen = json.loads((workdir / "access.json").read_text())
-            rows = json.loads(
-                run_python(
-                    env,
-                    "import json\nfrom board.models import Task\n"
-                    "print(json.dumps({t.pk: {'title': t.title, 'column': t.column, 'private': t.private, "
-                    "'owner': t.owner_id} for t in Task.objects.all()}))\n",
-                )
-                .strip()
-                .splitlines()[-1]
-            )
+            rows = task_rows(env)
 
     # Every private row that ever existed, by owner (deleted ones included), and every private title.
     ever_private = {

@@ -14,9 +14,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
 import time
-from collections.abc import Iterator
 from functools import cmp_to_key
 from pathlib import Path
 from typing import Any
@@ -28,16 +26,18 @@ from tests import pg
 
 from .servers import (
     ARTIFACTS,
-    NODE,
     ROOT,
     demo_users,
-    example_env,
+    finished,
     free_port,
     gunicorn,
     logux_server,
-    migrate,
+    plain_users,
+    prepared_env,
     run_python,
-    scratch_dir,
+    spawn_driver,
+    stop,
+    wait_for_file,
 )
 
 pytestmark = pytest.mark.e2e
@@ -46,18 +46,6 @@ DRIVER = ROOT / "tests" / "e2e" / "js" / "conflicts.mjs"
 EDITS = int(os.environ.get("CONC_EDITS", "500"))
 ROWS = ["c1", "c2", "c3"]
 FIELDS = ("column", "title")
-
-
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    with scratch_dir("logux-conc-") as path:
-        yield path
-
-
-@pytest.fixture
-def pg_db() -> Iterator[str]:
-    with pg.temp_database() as name:
-        yield name
 
 
 def lww(edits: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -77,17 +65,9 @@ def lww(edits: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def test_conflicting_edits_converge_to_last_write_wins(workdir: Path, pg_db: str) -> None:
     logux_port = free_port()
-    env = example_env(workdir, LOGUX_URL=f"http://127.0.0.1:{logux_port}/", **pg.example_env(pg_db))
-    migrate(env)
+    env = prepared_env(workdir, [logux_port], **pg.example_env(pg_db))
     users = demo_users(env)
-    extra = run_python(
-        env,
-        "import json\nfrom django.contrib.auth.models import User\nfrom logux_sync import make_token\n"
-        "out = {}\nfor name in ('carol', 'dave'):\n"
-        "    u = User.objects.create_user(name, password=name)\n"
-        "    out[name] = {'id': str(u.pk), 'token': make_token(u)}\nprint(json.dumps(out))\n",
-    )
-    users.update(json.loads(extra.strip().splitlines()[-1]))
+    users.update(plain_users(env, "carol", "dave"))
     run = secrets.token_hex(2)
     files = {name: workdir / f"{name}.json" for name in ("done", "expected")}
     files["out"] = ARTIFACTS / f"conflicts-clients-{run}.json"
@@ -109,30 +89,21 @@ def test_conflicting_edits_converge_to_last_write_wins(workdir: Path, pg_db: str
                 f"    Task.objects.create(id=pk, title='start', column='todo', owner_id={users['alice']['id']})\n",
             )
             driver_log = ARTIFACTS / f"conflicts-driver-{run}.log"
-            with driver_log.open("wb") as log:
-                driver = subprocess.Popen(
-                    [NODE, str(DRIVER), json.dumps(config)], cwd=ROOT, env=env, stdout=log, stderr=log
-                )
-                try:
-                    deadline = time.monotonic() + 150
-                    while not files["done"].exists():
-                        assert driver.poll() is None, driver_log.read_text()[-4000:]
-                        assert time.monotonic() < deadline, "edits did not finish"
-                        time.sleep(0.1)
-                    time.sleep(0.5)  # the last edits' broadcasts
-                    db_rows = {
-                        pk: {"column": column, "title": title, "clocks": clocks}
-                        for pk, column, title, clocks in pg.query(
-                            pg_db, 'SELECT id, "column", title, logux_clocks FROM board_task ORDER BY id'
-                        )
-                    }
-                    expected = {pk: {"column": r["column"], "title": r["title"]} for pk, r in db_rows.items()}
-                    files["expected"].write_text(json.dumps(expected))
-                    assert driver.wait(60) == 0, driver_log.read_text()[-4000:]
-                finally:
-                    if driver.poll() is None:
-                        driver.kill()
-                        driver.wait()
+            driver = spawn_driver(DRIVER, config, env, driver_log)
+            try:
+                wait_for_file(files["done"], driver, driver_log, 150, "edits did not finish")
+                time.sleep(0.5)  # the last edits' broadcasts
+                db_rows = {
+                    pk: {"column": column, "title": title, "clocks": clocks}
+                    for pk, column, title, clocks in pg.query(
+                        pg_db, 'SELECT id, "column", title, logux_clocks FROM board_task ORDER BY id'
+                    )
+                }
+                expected = {pk: {"column": r["column"], "title": r["title"]} for pk, r in db_rows.items()}
+                files["expected"].write_text(json.dumps(expected))
+                finished(driver, driver_log)
+            finally:
+                stop(driver)
                 left = pg.query(pg_db, "SELECT attempts, last_error, payload FROM logux_sync_loguxoutbox")
                 outbox = len(left)
     elapsed = time.monotonic() - started

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +26,19 @@ from tests import pg
 from .servers import (
     ARTIFACTS,
     EXAMPLE,
-    NODE,
     ROOT,
     demo_users,
-    example_env,
+    finished,
     free_port,
     gunicorn,
     kill,
-    migrate,
+    prepared_env,
     run_python,
-    scratch_dir,
+    spawn_driver,
     spawn_logux,
     stop,
+    task_rows,
+    wait_for_file,
 )
 
 pytestmark = pytest.mark.e2e
@@ -83,18 +83,6 @@ while made < cfg["changes"]:
 """
 
 
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    with scratch_dir("logux-faults-") as path:
-        yield path
-
-
-@pytest.fixture
-def pg_db() -> Iterator[str]:
-    with pg.temp_database() as name:
-        yield name
-
-
 def expected_lists(rows: dict[str, dict[str, Any]], user_id: int) -> dict[str, dict[str, Any]]:
     readable = {i: r for i, r in rows.items() if not r["private"] or r["owner"] == user_id}
     return {
@@ -103,20 +91,9 @@ def expected_lists(rows: dict[str, dict[str, Any]], user_id: int) -> dict[str, d
     }
 
 
-def read_rows(env: dict[str, str]) -> dict[str, dict[str, Any]]:
-    out = run_python(
-        env,
-        "import json\nfrom board.models import Task\n"
-        "print(json.dumps({t.pk: {'column': t.column, 'owner': t.owner_id, 'private': t.private, "
-        "'title': t.title} for t in Task.objects.all()}))\n",
-    )
-    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
-
-
 def test_clients_reach_the_final_state_through_two_logux_crashes(workdir: Path, pg_db: str) -> None:
     logux_port = free_port()
-    env = example_env(workdir, LOGUX_URL=f"http://127.0.0.1:{logux_port}/", **pg.example_env(pg_db))
-    migrate(env)
+    env = prepared_env(workdir, [logux_port], **pg.example_env(pg_db))
     users = demo_users(env)
     ids = {name: int(users[name]["id"]) for name in ("alice", "bob")}
     seed_ids = [f"seed-{i}" for i in range(60)]
@@ -147,15 +124,10 @@ def test_clients_reach_the_final_state_through_two_logux_crashes(workdir: Path, 
                 f"    Task.objects.create(id=f'seed-{{i}}', title=f'seed {{i}}', private=i % 4 == 0, "
                 f"owner_id=({ids['alice']}, {ids['bob']})[i % 2])\n",
             )
-            driver_log = (ARTIFACTS / f"faults-driver-{run}.log").open("wb")
-            driver = subprocess.Popen(
-                [NODE, str(DRIVER), json.dumps(config)], cwd=ROOT, env=env, stdout=driver_log, stderr=driver_log
-            )
+            driver_log = ARTIFACTS / f"faults-driver-{run}.log"
+            driver = spawn_driver(DRIVER, config, env, driver_log)
             processes.append(driver)
-            deadline = time.monotonic() + 30
-            while not files["ready"].exists():
-                assert driver.poll() is None and time.monotonic() < deadline, "clients did not subscribe"
-                time.sleep(0.05)
+            wait_for_file(files["ready"], driver, driver_log, 30, "clients did not subscribe")
 
             writer_config = {
                 "seed": 7,
@@ -204,10 +176,10 @@ def test_clients_reach_the_final_state_through_two_logux_crashes(workdir: Path, 
             events.append(f"outbox: {waiting_before} waited for logux_deliver, now empty")
             assert pg.query(pg_db, "SELECT count(*) FROM logux_sync_loguxoutbox")[0][0] == 0
 
-            rows = read_rows(env)
+            rows = task_rows(env)
             expected = {name: expected_lists(rows, ids[name]) for name in ids}
             files["expected"].write_text(json.dumps(expected))
-            assert driver.wait(60) == 0, (ARTIFACTS / f"faults-driver-{run}.log").read_text()[-4000:]
+            finished(driver, driver_log)
         finally:
             for process in reversed(processes):
                 stop(process)

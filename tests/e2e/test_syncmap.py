@@ -7,7 +7,6 @@ JSON; the assertions, and the checks of the database, are here.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +14,19 @@ from typing import Any
 
 import pytest
 
-from .servers import EXAMPLE, NODE, ROOT, example_env, free_port, gunicorn, logux_server, migrate
+from .servers import (
+    EXAMPLE,
+    ROOT,
+    SQLITE_IMMEDIATE,
+    demo_users,
+    drive,
+    free_port,
+    gunicorn,
+    last_json,
+    logux_server,
+    prepared_env,
+    task_rows,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -28,59 +39,20 @@ class Stack:
     ws_url: str
     users: dict[str, dict[str, str]]
 
-    def manage(self, code: str) -> str:
-        run = subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c", code],
-            cwd=EXAMPLE,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        return run.stdout
-
     def tasks(self) -> dict[str, dict[str, Any]]:
-        """Every Task row as {id: {title, column, private, owner}}, read straight from the database."""
-        code = (
-            "import json; from board.models import Task; "
-            "print(json.dumps({t.pk: {'title': t.title, 'column': t.column, 'private': t.private, "
-            "'owner': t.owner_id} for t in Task.objects.all()}))"
-        )
-        # Django 5.2's shell prints a line about its automatic imports first.
-        return json.loads(self.manage(code).strip().splitlines()[-1])  # type: ignore[no-any-return]
+        return task_rows(self.env)
 
     def drive(self, scenario: str) -> dict[str, Any]:
         config = {"url": self.ws_url, "users": self.users, "python": sys.executable, "exampleDir": str(EXAMPLE)}
-        run = subprocess.run(
-            [NODE, str(DRIVER), scenario, json.dumps(config)],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=45,
-        )
-        assert run.returncode == 0, f"{scenario} failed:\n{run.stderr[-4000:]}"
-        return json.loads(run.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+        return last_json(drive(DRIVER, scenario, json.dumps(config), env=self.env, timeout=45))  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("syncmap")
-    logux_port = free_port()  # Django needs it before the Logux server, which needs Django's URL, starts
-    env = example_env(
-        tmp, LOGUX_URL=f"http://127.0.0.1:{logux_port}/", DJANGO_SETTINGS_MODULE="tests.e2e.sqlite_immediate_settings"
-    )
-    migrate(env)
-    tokens = subprocess.run(
-        [sys.executable, "manage.py", "demo_users", "--tokens"],
-        cwd=EXAMPLE,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    users = json.loads(tokens.stdout)
+    logux_port = free_port()
+    env = prepared_env(tmp, [logux_port], DJANGO_SETTINGS_MODULE=SQLITE_IMMEDIATE)
+    users = demo_users(env)
     with gunicorn(env, workers=2, name="gunicorn-syncmap") as backend:
         with logux_server(backend, port=logux_port, name="logux-syncmap") as port:
             yield Stack(env=env, ws_url=f"ws://127.0.0.1:{port}/", users=users)
