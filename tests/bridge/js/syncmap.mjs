@@ -57,12 +57,27 @@ async function subscriptionsOf(nodeId) {
   return JSON.parse(out)
 }
 
+// The node's subscriptions Django remembers once it forgot them all, or after 15 s.
+async function forgotten(what, nodeId) {
+  let after
+  const none = async () => {
+    after = await subscriptionsOf(nodeId)
+    return after.length === 0
+  }
+  await waitFor(what, none, 15000).catch(() => {})
+  return after
+}
+
+// Alice and bob (on `bobUrl`), each with a list of every task.
+async function aliceAndBob(bobUrl = config.urls[0]) {
+  const alice = await connect('alice')
+  const bob = await connect('bob', bobUrl)
+  return { a: await taskList(alice), alice, b: await taskList(bob), bob }
+}
+
 const scenarios = {
   async crud() {
-    const alice = await connect('alice')
-    const bob = await connect('bob')
-    const a = await taskList(alice)
-    const b = await taskList(bob)
+    const { alice, bob, a, b } = await aliceAndBob()
     const id = await card(alice, a.Task, 'Public card')
     const times = {}
     times.created = await waitFor(`bob's list shows ${id}`, () => titles(b.list)[id] === 'Public card')
@@ -78,10 +93,7 @@ const scenarios = {
   },
 
   async privacy() {
-    const alice = await connect('alice')
-    const bob = await connect('bob')
-    const a = await taskList(alice)
-    const b = await taskList(bob)
+    const { alice, bob, a, b } = await aliceAndBob()
     const secret = await card(alice, a.Task, 'Secret', { private: true })
     const title = `Secret ${secret}`
     await changeSyncMap(a.list.get().stores.get(secret), { column: 'doing', title })
@@ -102,10 +114,7 @@ const scenarios = {
   },
 
   async orm() {
-    const alice = await connect('alice')
-    const bob = await connect('bob', config.urls.at(-1))
-    const a = await taskList(alice)
-    const b = await taskList(bob)
+    const { alice, a, b } = await aliceAndBob(config.urls.at(-1))
     const id = await card(alice, a.Task, 'Before the shell')
     await waitFor(`bob's list shows ${id}`, () => titles(b.list)[id] === 'Before the shell')
     const shell = await managePy(
@@ -138,15 +147,7 @@ const scenarios = {
     const before = await subscriptionsOf(alice.nodeId)
     todo.unbind()
     unbindRow()
-    let after
-    await waitFor(
-      'Django to forget the list and the row',
-      async () => {
-        after = await subscriptionsOf(alice.nodeId)
-        return after.length === 0
-      },
-      15000
-    ).catch(() => {})
+    const after = await forgotten('Django to forget the list and the row', alice.nodeId)
     return { after, before, done, nodeId: alice.nodeId }
   },
 
@@ -156,15 +157,7 @@ const scenarios = {
     await taskList(alice, { column: 'doing' })
     const before = await subscriptionsOf(alice.nodeId)
     alice.node.connection.disconnect()
-    let after
-    await waitFor(
-      'Django to forget the node',
-      async () => {
-        after = await subscriptionsOf(alice.nodeId)
-        return after.length === 0
-      },
-      15000
-    ).catch(() => {})
+    const after = await forgotten('Django to forget the node', alice.nodeId)
     return { after, before, nodeId: alice.nodeId }
   },
 

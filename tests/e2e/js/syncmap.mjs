@@ -53,15 +53,19 @@ async function connect(name) {
   return start(client, clients, WAIT_MS)
 }
 
+// Alice and bob, each with a list of every task.
+async function aliceAndBob() {
+  const alice = await connect('alice')
+  const bob = await connect('bob')
+  return { a: await taskList(alice), alice, b: await taskList(bob), bob }
+}
+
 // ---- scenarios ---------------------------------------------------------------------------
 
 const scenarios = {
   // Create, change and delete travel between two users' filter lists.
   async crud() {
-    const alice = await connect('alice')
-    const bob = await connect('bob')
-    const a = await taskList(alice)
-    const b = await taskList(bob)
+    const { alice, bob, a, b } = await aliceAndBob()
     const id = await card(alice, a.Task, 'Public card', { id: newId('public') })
     const times = {}
     times.created = await waitFor(`bob's list shows ${id}`, () => titles(b.list)[id] === 'Public card')
@@ -88,10 +92,7 @@ const scenarios = {
   // A private card stays with its owner: bob's list, log and wire never see it, and loading it
   // or changing it by id is refused.
   async privacy() {
-    const alice = await connect('alice')
-    const bob = await connect('bob')
-    const a = await taskList(alice)
-    const b = await taskList(bob)
+    const { alice, bob, a, b } = await aliceAndBob()
     const secret = newId('secret')
     const title = `Secret ${secret}`
 
@@ -130,10 +131,7 @@ const scenarios = {
   // A card bob saw (and whose row channel his client then subscribed to) turns private: its later
   // edits must not reach him.
   async turnsPrivate() {
-    const alice = await connect('alice')
-    const bob = await connect('bob')
-    const a = await taskList(alice)
-    const b = await taskList(bob)
+    const { alice, bob, a, b } = await aliceAndBob()
     const id = newId('turns')
     const title = `Turns private ${id}`
     await card(alice, a.Task, 'Public for now', { id })
@@ -159,10 +157,7 @@ const scenarios = {
 
   // An edit made with the ORM in another process (`manage.py shell`) reaches both clients live.
   async orm() {
-    const alice = await connect('alice')
-    const bob = await connect('bob')
-    const a = await taskList(alice)
-    const b = await taskList(bob)
+    const { alice, bob, a, b } = await aliceAndBob()
     const id = await card(alice, a.Task, 'Before the shell')
     await waitFor(`bob's list shows ${id}`, () => titles(b.list)[id] === 'Before the shell')
 
@@ -193,10 +188,7 @@ const scenarios = {
 
   // Alice and Bob edit the same card at the same moment, several times; they end up agreeing.
   async conflict() {
-    const alice = await connect('alice')
-    const bob = await connect('bob')
-    const a = await taskList(alice)
-    const b = await taskList(bob)
+    const { alice, bob, a, b } = await aliceAndBob()
     const id = await card(alice, a.Task, 'Contested')
     await waitFor(`bob's list shows ${id}`, () => id in titles(b.list))
     const aCard = a.list.get().stores.get(id)
@@ -232,10 +224,7 @@ const scenarios = {
 
   // Bob goes offline, Alice edits, Bob comes back: his client resubscribes with `since` and catches up.
   async offline() {
-    const alice = await connect('alice')
-    const bob = await connect('bob')
-    const a = await taskList(alice)
-    const b = await taskList(bob)
+    const { alice, bob, a, b } = await aliceAndBob()
     const id = await card(alice, a.Task, 'Before bob left')
     await waitFor(`bob's list shows ${id}`, () => titles(b.list)[id] === 'Before bob left')
     const resubscribes = []
