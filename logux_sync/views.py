@@ -36,33 +36,39 @@ def _text(status: int, body: str) -> HttpResponse:
     return HttpResponse(body, status=status, content_type="text/plain; charset=utf-8")
 
 
-ACTION_CHUNK = 256
+# Answers that come before a handler's slow work (access, process, load): written at once.
+_AHEAD = frozenset({"resend", "approved"})
+_FLUSH_AT = 256
 
 
 def stream_answers(commands: list[Command], dispatcher: Dispatcher) -> Iterator[bytes]:
-    """One JSON array, written answer by answer so the Logux server can act on each at once.
+    """One JSON array, written as the answers happen so the Logux server can act on each at once.
 
-    Runs of `action` answers (a subscription's data) are encoded and written together: nothing waits
-    on them, and one write per answer would cost more than the answer."""
-    separator = b"["  # sent with the first answer: one write fewer
-    actions: list[dict[str, object]] = []
-    for command in commands:
+    `resend` and `approved` go out the moment they exist: a handler's slow work follows them. Other
+    answers are produced back to back and are gathered, encoded together and written when the command
+    ends (with the closing bracket after the last one), or every few hundred answers of a large load:
+    one write per answer would cost more than the answer."""
+    opening = True
+    held: list[dict[str, object]] = []
+
+    def chunk(items: list[dict[str, object]], closing: bool = False) -> bytes:
+        nonlocal opening
+        body = dumps(items)[1:-1].encode() if items else b""
+        start = b"[" if opening else (b"," if body else b"")
+        opening = False
+        return start + body + (b"]" if closing else b"")
+
+    last = len(commands) - 1
+    for index, command in enumerate(commands):
         for item in run_command(command, dispatcher):
-            if item["answer"] == "action" and len(actions) < ACTION_CHUNK:
-                actions.append(item)
-                continue
-            if actions:
-                yield separator + dumps(actions)[1:-1].encode()
-                separator, actions = b",", []
-            if item["answer"] == "action":
-                actions.append(item)
-                continue
-            yield separator + dumps(item).encode()
-            separator = b","
-    if actions:
-        yield separator + dumps(actions)[1:-1].encode()
-        separator = b","
-    yield b"[]" if separator == b"[" else b"]"
+            held.append(item)
+            if item["answer"] in _AHEAD or len(held) >= _FLUSH_AT:
+                yield chunk(held)
+                held = []
+        if held and index != last:
+            yield chunk(held)
+            held = []
+    yield chunk(held, closing=True)
 
 
 def secret_matches(given: str, expected: str) -> bool:
