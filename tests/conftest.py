@@ -10,6 +10,10 @@ from django.test import Client
 
 from logux_sync.registry import logux
 
+# The access matrix's checks live outside the test modules (both stacks run them): keep pytest's
+# detailed assertion messages for them.
+pytest.register_assert_rewrite("tests.e2e.matrix")
+
 
 def body(*commands: dict[str, Any], secret: str = "secret", version: int = 4) -> dict[str, Any]:
     return {"version": version, "secret": secret, "commands": list(commands)}

@@ -7,69 +7,28 @@ Each test runs one scenario of tests/bridge/js/syncmap.mjs, which prints what th
 from __future__ import annotations
 
 import json
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from tests.e2e.servers import (
-    EXAMPLE,
-    ROOT,
-    SQLITE_IMMEDIATE,
-    bridge_server,
-    demo_users,
-    drive,
-    free_port,
-    gunicorn,
-    last_json,
-    prepared_env,
-    task_rows,
-)
+from tests.e2e.servers import ROOT, bridge_server
+
+from .stack import Stack, bridge_stack, require_bridge_modules
 
 pytestmark = pytest.mark.e2e
 
 DRIVER = ROOT / "tests" / "bridge" / "js" / "syncmap.mjs"
-MODULES = ROOT / "logux_sync" / "bridge" / "node_modules"
 
-if not (MODULES / "@logux" / "server").is_dir():
-    pytest.skip("run `npm ci --prefix logux_sync/bridge` first", allow_module_level=True)
-
-
-@dataclass
-class Stack:
-    env: dict[str, str]
-    ports: list[int]
-    users: dict[str, dict[str, str]]
-
-    def drive(self, scenario: str) -> dict[str, Any]:
-        config = {
-            "urls": [f"ws://127.0.0.1:{port}/" for port in self.ports],
-            "users": self.users,
-            "python": sys.executable,
-            "exampleDir": str(EXAMPLE),
-        }
-        return last_json(drive(DRIVER, scenario, json.dumps(config), env=self.env, timeout=60))  # type: ignore[no-any-return]
-
-    def tasks(self) -> dict[str, dict[str, Any]]:
-        return task_rows(self.env)
+require_bridge_modules()
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    tmp = tmp_path_factory.mktemp("bridge")
-    ports = [free_port(), free_port()]
-    env = prepared_env(tmp, ports, DJANGO_SETTINGS_MODULE=SQLITE_IMMEDIATE)
-    users = demo_users(env)
-    with ExitStack() as stack_:
-        backend = stack_.enter_context(gunicorn(env, workers=2, name="gunicorn-bridge"))
-        for index, port in enumerate(ports):
-            stack_.enter_context(bridge_server(backend, port=port, name=f"bridge-{index}"))
-        yield Stack(env=env, ports=ports, users=users)
+    with bridge_stack(tmp_path_factory.mktemp("bridge"), DRIVER, "bridge") as stack_:
+        yield stack_
 
 
 def test_create_change_delete_reach_the_other_users_list(stack: Stack) -> None:

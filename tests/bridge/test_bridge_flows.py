@@ -9,84 +9,25 @@ assertions, and the checks of the database, are here and match the proxy version
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
-from tests.e2e.servers import (
-    EXAMPLE,
-    NODE,
-    ROOT,
-    bridge_server,
-    demo_users,
-    example_env,
-    free_port,
-    gunicorn,
-    migrate,
-    run_python,
-    scratch_dir,
-)
+from tests.e2e.servers import ROOT, scratch_dir
+
+from .stack import Stack, bridge_stack, require_bridge_modules
 
 pytestmark = pytest.mark.e2e
 
 DRIVER = ROOT / "tests" / "bridge" / "js" / "flows.mjs"
-MODULES = ROOT / "logux_sync" / "bridge" / "node_modules"
 
-if not (MODULES / "@logux" / "server").is_dir():
-    pytest.skip("run `npm ci --prefix logux_sync/bridge` first", allow_module_level=True)
-
-
-@dataclass
-class Stack:
-    env: dict[str, str]
-    ports: list[int]
-    users: dict[str, dict[str, str]]
-
-    def drive(self, scenario: str) -> dict[str, Any]:
-        config = {
-            "urls": [f"ws://127.0.0.1:{port}/" for port in self.ports],
-            "users": self.users,
-            "python": sys.executable,
-            "exampleDir": str(EXAMPLE),
-        }
-        run = subprocess.run(
-            [NODE, str(DRIVER), scenario, json.dumps(config)],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert run.returncode == 0, f"{scenario} failed:\n{run.stderr[-4000:]}"
-        return json.loads(run.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
-
-    def tasks(self) -> dict[str, dict[str, Any]]:
-        """Every Task row as {id: {column, owner, private, title}}, read straight from the database."""
-        code = (
-            "import json\nfrom board.models import Task\n"
-            "print(json.dumps({t.pk: {'column': t.column, 'owner': t.owner_id, 'private': t.private, "
-            "'title': t.title} for t in Task.objects.all()}))\n"
-        )
-        return json.loads(run_python(self.env, code).strip().splitlines()[-1])  # type: ignore[no-any-return]
+require_bridge_modules()
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    with scratch_dir("logux-bridge-flows-") as tmp, ExitStack() as servers:
-        ports = [free_port(), free_port()]
-        urls = ",".join(f"http://127.0.0.1:{port}/" for port in ports)
-        env = example_env(tmp, LOGUX_URL=urls, DJANGO_SETTINGS_MODULE="tests.e2e.sqlite_immediate_settings")
-        migrate(env)
-        users = demo_users(env)
-        backend = servers.enter_context(gunicorn(env, workers=2, name="gunicorn-bridge-flows"))
-        for index, port in enumerate(ports):
-            servers.enter_context(bridge_server(backend, port=port, name=f"bridge-flows-{index}"))
-        yield Stack(env=env, ports=ports, users=users)
+    with scratch_dir("logux-bridge-flows-") as tmp, bridge_stack(tmp, DRIVER, "bridge-flows") as stack_:
+        yield stack_
 
 
 def test_concurrent_edits_of_one_card_converge(stack: Stack) -> None:
