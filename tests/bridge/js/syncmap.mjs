@@ -4,9 +4,6 @@
 // Usage: node syncmap.mjs <scenario> '<config JSON>'
 // config: {urls: [ws url, ...], users: {alice: {id, token}, bob: {id, token}}, python, exampleDir}
 // Prints one JSON object with what the clients saw; Python asserts on it.
-import { join } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
-
 import {
   attempt,
   finish,
@@ -21,12 +18,10 @@ import {
   WAIT_MS,
   waitFor
 } from '../../e2e/js/common.mjs'
+import { bridgePackages } from './packages.mjs'
 
 const [scenario, rawConfig] = process.argv.slice(2)
 const config = JSON.parse(rawConfig)
-const MODULES =
-  config.modules || join(fileURLToPath(import.meta.url), '..', '..', '..', '..', 'logux_sync', 'bridge', 'node_modules')
-const load = path => import(pathToFileURL(join(MODULES, path)).href)
 const {
   changeSyncMap,
   changeSyncMapById,
@@ -34,10 +29,11 @@ const {
   createFilter,
   createSyncMap,
   deleteSyncMap,
-  syncMapTemplate
-} = await load('@logux/client/index.js')
-const { Reconnect, WsConnection } = await load('@logux/core/index.js')
-const { default: WebSocket } = await load('ws/wrapper.mjs')
+  Reconnect,
+  syncMapTemplate,
+  WebSocket,
+  WsConnection
+} = await bridgePackages(config.modules)
 
 const clients = []
 const unbinds = []

@@ -23,12 +23,12 @@ import {
   managePy,
   newClient,
   newId,
-  settle,
   shutdown,
   sleep,
   start,
   taskHelpers,
   titles,
+  twoUserScenarios,
   valueIn,
   WAIT_MS,
   waitFor
@@ -186,70 +186,8 @@ const scenarios = {
     }
   },
 
-  // Alice and Bob edit the same card at the same moment, several times; they end up agreeing.
-  async conflict() {
-    const { alice, bob, a, b } = await aliceAndBob()
-    const id = await card(alice, a.Task, 'Contested')
-    await waitFor(`bob's list shows ${id}`, () => id in titles(b.list))
-    const aCard = a.list.get().stores.get(id)
-    const bCard = b.list.get().stores.get(id)
-
-    const rounds = []
-    for (let round = 0; round < 5; round++) {
-      const edits = [
-        changeSyncMap(aCard, { title: `alice ${round}` }),
-        changeSyncMap(bCard, round % 2 ? { column: 'doing', title: `bob ${round}` } : { title: `bob ${round}` })
-      ]
-      const results = await Promise.allSettled(edits)
-      const same = () => {
-        const x = aCard.get()
-        const y = bCard.get()
-        return x.title === y.title && x.column === y.column
-      }
-      await waitFor(`round ${round}: both clients hold the same card`, same).catch(error => {
-        const show = store => JSON.stringify({ ...store.get(), lastChanged: store.lastChanged })
-        throw new Error(`${error.message}\n alice: ${show(aCard)}\n bob: ${show(bCard)}`)
-      })
-      // Give late broadcasts a moment; agreement must still hold after them.
-      await sleep(300)
-      await waitFor(`round ${round}: both clients still agree`, same)
-      rounds.push({
-        alice: { column: aCard.get().column, title: aCard.get().title },
-        bob: { column: bCard.get().column, title: bCard.get().title },
-        results: results.map(r => r.status)
-      })
-    }
-    return { id, rounds }
-  },
-
-  // Bob goes offline, Alice edits, Bob comes back: his client resubscribes with `since` and catches up.
-  async offline() {
-    const { alice, bob, a, b } = await aliceAndBob()
-    const id = await card(alice, a.Task, 'Before bob left')
-    await waitFor(`bob's list shows ${id}`, () => titles(b.list)[id] === 'Before bob left')
-    const resubscribes = []
-    bob.on('add', (action, meta) => {
-      if (action.type === 'logux/subscribe' && meta.resubscribe) resubscribes.push(action)
-    })
-
-    // Go offline while idle. (Dropping while the row subscribe that follows a new card is still in
-    // flight leaves Logux server 0.13.1's per-client queue stuck: the server never answers this
-    // client's later actions, resubscribes included.)
-    await settle([bob], { what: 'bob to finish syncing', ms: WAIT_MS, pause: 200 })
-    bob.node.connection.disconnect()
-    await waitFor('bob disconnects', () => bob.state === 'disconnected')
-    await changeSyncMap(a.list.get().stores.get(id), { column: 'doing', title: 'Changed while bob was away' })
-    await sleep(300)
-    const whileAway = valueIn(b.list, id)
-
-    bob.node.connection.connect()
-    await waitFor('bob reconnects', () => bob.state === 'synchronized')
-    const caughtUp = await waitFor(`bob's list catches up`, () => {
-      const value = valueIn(b.list, id)
-      return value.title === 'Changed while bob was away' && value.column === 'doing'
-    })
-    return { bob: valueIn(b.list, id), caughtUp, id, resubscribes, whileAway }
-  }
+  // conflict, offline
+  ...twoUserScenarios({ changeSyncMap }, { aliceAndBob, card })
 }
 
 // Leave nothing in flight (see shutdown()), and again once their answers' effects are done.
