@@ -10,9 +10,8 @@ from django.test import Client
 
 from logux_sync.registry import logux
 
-# The access matrix's checks live outside the test modules (both stacks run them): keep pytest's
-# detailed assertion messages for them.
-pytest.register_assert_rewrite("tests.e2e.matrix")
+# Checks both stacks run live outside the test modules: keep pytest's detailed assertion messages.
+pytest.register_assert_rewrite("tests.e2e.matrix", "tests.e2e.scenarios")
 
 
 def body(*commands: dict[str, Any], secret: str = "secret", version: int = 4) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.e2e.scenarios import check_conflict, check_offline
 from tests.e2e.servers import ROOT, scratch_dir
 
 from .stack import Stack, bridge_stack, require_bridge_modules
@@ -31,24 +32,11 @@ def stack() -> Iterator[Stack]:
 
 
 def test_concurrent_edits_of_one_card_converge(stack: Stack) -> None:
-    seen = stack.drive("conflict")
-
-    for number, round_ in enumerate(seen["rounds"]):
-        assert round_["results"] == ["fulfilled", "fulfilled"], round_
-        assert round_["alice"] == round_["bob"], round_
-        assert round_["alice"]["title"] in (f"alice {number}", f"bob {number}"), round_
-    last = seen["rounds"][-1]["alice"]
-    row = stack.tasks()[seen["id"]]
-    assert {"title": row["title"], "column": row["column"]} == last
-    assert last["column"] == "doing"  # only bob's odd rounds touched it: nothing overwrote it
+    check_conflict(stack.drive("conflict"), stack.tasks)
 
 
 def test_a_client_that_was_offline_catches_up_on_resubscribe(stack: Stack) -> None:
-    seen = stack.drive("offline")
-
-    assert seen["whileAway"]["title"] == "Before bob left"
-    assert (seen["bob"]["title"], seen["bob"]["column"]) == ("Changed while bob was away", "doing")
-    assert any(action["channel"] == "tasks" and "since" in action for action in seen["resubscribes"]), seen
+    check_offline(stack.drive("offline"))
 
 
 def test_a_card_turned_private_leaves_the_other_user_and_comes_back_whole(stack: Stack) -> None:
