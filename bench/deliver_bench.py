@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,45 +35,15 @@ sys.path.insert(0, str(BENCH))
 
 import sync_bench  # noqa: E402  (configures Django the same way)
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+sys.path.insert(0, str(ROOT))
+from tests.e2e.servers import EXAMPLE, NODE, free_port, node_env, spawn, stop  # noqa: E402
 
 
-def start_logux(port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGUX_")}
-    env.update(LOGUX_PORT=str(port), LOGUX_CONTROL_SECRET="secret", NODE_ENV="production")
-    env["LOGUX_BACKEND"] = "http://127.0.0.1:9/logux/"  # never called: only the control port is used
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            ["node", str(ROOT / "example_project" / "logux_server.mjs")],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process
-        except OSError:
-            time.sleep(0.05)
-    stop(process)
-    raise RuntimeError(f"the Logux server did not start; see {log}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+def start_logux(port: int) -> subprocess.Popen[bytes]:
+    """@logux/server 0.13.1 with the benchmark's secret; only its control port is used."""
+    env = node_env(LOGUX_PORT=str(port), LOGUX_CONTROL_SECRET="secret", NODE_ENV="production")
+    env["LOGUX_BACKEND"] = "http://127.0.0.1:9/logux/"  # never called
+    return spawn([NODE, str(EXAMPLE / "logux_server.mjs")], env, port, "bench-deliver-logux.log", ROOT, append=False)
 
 
 def bench_autocommit(n: int) -> dict[str, Any]:
@@ -90,7 +58,7 @@ def bench_autocommit(n: int) -> dict[str, Any]:
     return {"n": n, **{f"{k}_ms": v for k, v in times.items()}, "ratio": times["synced"] / times["plain"]}
 
 
-def bench_backlog(n: int, port: int, log: Path) -> dict[str, Any]:
+def bench_backlog(n: int, port: int) -> dict[str, Any]:
     from django.db import transaction
     from syncapp.models import SyncedItem
 
@@ -106,7 +74,7 @@ def bench_backlog(n: int, port: int, log: Path) -> dict[str, Any]:
     waiting = LoguxOutbox.objects.count()
     assert waiting == n, f"{waiting} rows in the outbox, {n} expected"
 
-    logux = start_logux(port, log)
+    logux = start_logux(port)
     try:
         began = time.perf_counter()
         sent = 0
@@ -136,7 +104,7 @@ def main() -> None:
 
         with capture():  # autocommit: deliveries captured, so only the saving code is compared
             autocommit = bench_autocommit(autocommit_n)
-        backlog = bench_backlog(backlog_n, port, Path(tmp) / "logux.log")
+        backlog = bench_backlog(backlog_n, port)
 
     print("Durable delivery")
     print(
