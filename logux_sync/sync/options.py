@@ -164,14 +164,6 @@ class LoguxOptions:
     def row_channel(self, wire_id: str) -> str:
         return f"{self.plural}/{wire_id}"
 
-    def derived_channels(self, wire_fields: Mapping[str, Any]) -> list[str]:
-        result = []
-        for template in self.channels:
-            names = _PLACEHOLDER.findall(template)
-            if all(wire_fields.get(name) is not None for name in names):
-                result.append(template.format_map({name: wire_fields[name] for name in names}))
-        return result
-
     def derived_patterns(self) -> list[tuple[str, str]]:
         """`(template, logux pattern)`, e.g. `('projects/{project}/tasks', 'projects/:project/tasks')`."""
         return [(t, _PLACEHOLDER.sub(lambda m: ":" + m.group(1), t)) for t in self.channels]
