@@ -28,14 +28,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e.servers import (  # noqa: E402
-    EXAMPLE,
     NODE,
+    SQLITE_IMMEDIATE,
     bridge_server,
-    example_env,
+    demo_users,
     free_port,
     gunicorn,
     logux_server,
-    migrate,
+    prepared_env,
 )
 
 LOAD = ROOT / "tests" / "bridge" / "js" / "load.mjs"
@@ -85,22 +85,10 @@ def main() -> None:
     results: dict[str, dict[str, list[dict[str, Any]]]] = {name: {"noop": [], "rows": []} for name in STACKS}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         ports = {name: free_port() for name in STACKS}
-        env = example_env(
-            Path(tmp),
-            LOGUX_URL=",".join(f"http://127.0.0.1:{port}/" for port in ports.values()),
-            DJANGO_SETTINGS_MODULE="tests.e2e.sqlite_immediate_settings",
-            EXAMPLE_TEST_SUPPORT="1",
+        env = prepared_env(
+            Path(tmp), list(ports.values()), DJANGO_SETTINGS_MODULE=SQLITE_IMMEDIATE, EXAMPLE_TEST_SUPPORT="1"
         )
-        migrate(env)
-        users_run = subprocess.run(
-            [sys.executable, "manage.py", "demo_users", "--tokens"],
-            cwd=EXAMPLE,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        users = json.loads(users_run.stdout.strip().splitlines()[-1])
+        users = demo_users(env)
         backend = stack.enter_context(gunicorn(env, workers=2, name="bench-gunicorn"))
         for index, (name, spec) in enumerate(STACKS.items()):
             if spec["bridge"] is None:
