@@ -17,6 +17,11 @@ from .options import LoguxOptions, to_wire
 TRACKER = "_logux_tracker"
 
 
+def stamped(clocks: dict[str, Any] | None, changed: list[str], meta: dict[str, Any]) -> dict[str, Any]:
+    """A row's clocks with the `changed` fields set to the edit `meta`."""
+    return {**(clocks or {}), **{name: clock_of(meta) for name in changed}}
+
+
 def _obj_stamp(obj: LoguxSynced) -> dict[str, Any]:
     """The meta of the edit being saved: the client's (set once by the generic commands) or a fresh
     server one for ORM, admin and shell edits."""
@@ -49,9 +54,7 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
                 changed = [name for name in opts.fields if old[name] != new[name]]
                 if not changed:
                     continue
-                clocks = dict(obj.logux_clocks or {})
-                clocks.update({name: clock_of(meta) for name in changed})
-                obj.logux_clocks = clocks
+                obj.logux_clocks = stamped(obj.logux_clocks, changed, meta)
                 changed_rows.append(obj)
                 changes.append(broadcast.make_change(opts, obj, "changed", changed, old, meta))
             if changed_rows:
@@ -65,7 +68,7 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
         metas = []
         for obj in objs:
             meta = _obj_stamp(obj)
-            obj.logux_clocks = {name: clock_of(meta) for name in opts.fields}
+            obj.logux_clocks = stamped(None, list(opts.fields), meta)
             metas.append(meta)
         with transaction.atomic(using=self.db, savepoint=False):
             created = super().bulk_create(objs, *args, **kwargs)
@@ -99,9 +102,7 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
                     continue
                 old = opts.wire_fields(before)
                 changed = [name for name in synced if old[name] != opts.wire_value(obj, name)]
-                clocks = dict(before.logux_clocks or {})
-                clocks.update({name: clock_of(meta) for name in changed})
-                obj.logux_clocks = clocks
+                obj.logux_clocks = stamped(before.logux_clocks, changed, meta)
                 if changed:
                     changes.append(broadcast.make_change(opts, obj, "changed", changed, old, meta))
             # A plain queryset: Django's bulk_update() calls update(), which must not broadcast again.
@@ -159,9 +160,7 @@ class LoguxSynced(models.Model):
             changed = [name for name in changed if name in update_fields]
         meta = _obj_stamp(self)
         if changed:
-            clocks = dict(self.logux_clocks or {})
-            clocks.update({name: clock_of(meta) for name in changed})
-            self.logux_clocks = clocks
+            self.logux_clocks = stamped(self.logux_clocks, changed, meta)
             if update_fields is not None:
                 kwargs["update_fields"] = {*update_fields, "logux_clocks"}
         # post_save reads these to broadcast exactly this edit.
