@@ -7,6 +7,7 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
+from .client import build_undo
 from .commands import ActionCommand, BaseCommand, ChannelCommand, LoadResult
 from .conf import logux_settings
 from .exceptions import LoguxProxyException, Undo, WrongLoadResult
@@ -65,8 +66,9 @@ def run_auth(command: AuthCommand) -> Iterator[Answer]:
 
 
 def _undo_answer(handler: BaseCommand, undo: Undo) -> Answer:
+    # The same `logux/undo` as client.undo() sends, answered to the author's client only.
     meta = handler.meta
-    action = {**undo.extra, "action": handler.action, "id": meta.id, "reason": undo.reason, "type": "logux/undo"}
+    action, _ = build_undo(handler.action, meta, undo.reason, undo.extra)
     return answer("action", meta.id, action=action, meta={"clients": [meta.client_id]})
 
 
