@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
     from django.contrib.auth.models import AnonymousUser
 
-LoadResult = Action | list[Action] | list[tuple[Action, RawMeta]] | list[list[Any]] | None
+LoadResult = Action | Iterable[Action] | Iterable[tuple[Action, RawMeta]] | Iterable[list[Any]] | None
 
 
 def load_user(user_id: str | None) -> AbstractBaseUser | AnonymousUser:
@@ -149,5 +149,5 @@ class ChannelCommand(BaseCommand):
         return value if isinstance(value, dict) else None
 
     def load(self, action: Action, meta: Meta) -> LoadResult:
-        """Actions for the new subscriber: one action, a list, or `[action, meta]` pairs."""
+        """Actions for the new subscriber: one action, a list, or `[action, meta]` pairs (or a generator of them)."""
         return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .client import build_undo
@@ -121,15 +121,16 @@ def run_action(command: ActionCommandData, dispatcher: Dispatcher = logux) -> It
         _finally(handler)
 
 
-def normalize_load(result: LoadResult, meta: Meta) -> list[tuple[dict[str, Any], RawMeta]]:
-    """load() may return an action, a list of actions, or `[action, meta]` pairs."""
+def normalize_load(result: LoadResult, meta: Meta) -> Iterator[tuple[dict[str, Any], RawMeta]]:
+    """load() may return an action, a list of actions, `[action, meta]` pairs, or an iterator of
+    either (a generator streams a large load instead of building it whole). Checked item by item."""
     if not result:
-        return []
+        return
     if isinstance(result, dict):
         result = [result]
-    if not isinstance(result, (list, tuple)):
+    if isinstance(result, (str, bytes)) or not isinstance(result, Iterable):
         raise WrongLoadResult(f"load() returned {type(result).__name__}; expected an action, a list or pairs")
-    pairs: list[tuple[dict[str, Any], RawMeta]] = []
+    nodes = [meta.node_id]
     for item in result:
         extra: RawMeta
         if isinstance(item, dict):
@@ -140,8 +141,7 @@ def normalize_load(result: LoadResult, meta: Meta) -> list[tuple[dict[str, Any],
             raise WrongLoadResult(f"load() returned {item!r}; items must be actions or [action, meta] pairs")
         if not isinstance(action.get("type"), str):
             raise WrongLoadResult(f"load() returned an action without a string type: {action!r}")
-        pairs.append((action, {"nodes": [meta.node_id], **extra}))
-    return pairs
+        yield action, {"nodes": nodes, **extra}
 
 
 def run_subscribe(command: ActionCommandData, dispatcher: Dispatcher = logux) -> Iterator[Answer]:
@@ -158,15 +158,14 @@ def run_subscribe(command: ActionCommandData, dispatcher: Dispatcher = logux) ->
         if access["answer"] != "approved":
             return
         try:
-            loaded = normalize_load(handler.load(action, meta), meta)
+            # Lazily: a load that fails part way has sent the actions before the failure, then `error`.
+            for loaded_action, loaded_meta in normalize_load(handler.load(action, meta), meta):
+                yield answer("action", meta.id, action=loaded_action, meta=loaded_meta)
         except Undo as undo:
             yield _undo_answer(handler, undo)
         except Exception as exc:
             yield _error(meta.id, exc, "load()")
             return
-        else:
-            for loaded_action, loaded_meta in loaded:
-                yield answer("action", meta.id, action=loaded_action, meta=loaded_meta)
         yield answer("processed", meta.id)
     finally:
         _finally(handler)

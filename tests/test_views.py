@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -377,3 +378,25 @@ def test_answers_are_streamed_with_sorted_keys(endpoint: Endpoint) -> None:
         and chunks[1].endswith(b'{"answer":"processed","id":"1 10:c1:t1 0"}]')
     )
     assert b'"payload":{"a":2,"z":1},"type":"t"' in b"".join(chunks)
+
+
+def streamed(count: int, fail: bool = False) -> Iterator[dict[str, Any]]:
+    for index in range(count):
+        yield {"type": "item", "index": index}
+    if fail:
+        raise RuntimeError("disk gone")
+
+
+def test_subscribe_load_may_be_a_generator(endpoint: Endpoint) -> None:
+    register_channel(streamed(2))
+    answers = endpoint.answers(subscribe())
+    assert [a["answer"] for a in answers] == ["approved", "action", "action", "processed"]
+    assert [a["action"]["index"] for a in answers if a["answer"] == "action"] == [0, 1]
+    assert all(a["meta"] == {"nodes": ["10:c1:t1"]} for a in answers if a["answer"] == "action")
+
+
+def test_generator_load_failing_part_way_keeps_what_it_sent_and_answers_error(endpoint: Endpoint) -> None:
+    register_channel(streamed(3, fail=True))
+    answers = endpoint.answers(subscribe())
+    assert [a["answer"] for a in answers] == ["approved", "action", "action", "action", "error"]
+    assert "disk gone" in answers[-1]["details"]
