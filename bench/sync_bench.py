@@ -192,7 +192,7 @@ def bench_saves(n: int, reps: int, user: Any) -> dict[str, Any]:
     from logux_sync.sync.subscriptions import remember
     from logux_sync.testing import capture
 
-    groups = [Group.objects.create(name=f"g{i}") for i in range(10)]
+    groups = list(Group.objects.all())
     # One filter-subscribed node, so the after-commit work addresses every change to it.
     remember("items", f"{user.pk}:c:t", str(user.pk), {}, 3600)
     runs: dict[str, list[dict[str, dict[str, float]]]] = {"plain": [], "synced": []}
@@ -367,7 +367,16 @@ def verdict(met: bool) -> str:
     return "MET" if met else "MISSED"
 
 
-def table(saves: dict[str, Any], send: dict[str, Any], sub: dict[str, Any]) -> str:
+def table(saves: dict[str, Any] | None, send: dict[str, Any] | None, sub: dict[str, Any] | None) -> str:
+    lines = []
+    if saves and send:
+        lines += save_table(saves, send)
+    if sub:
+        lines += subscribe_table(sub)
+    return "\n".join(lines)
+
+
+def save_table(saves: dict[str, Any], send: dict[str, Any]) -> list[str]:
     n = saves["n"]
     lines = [
         f"Model sync: saves (N={n} per transaction, median of {saves['repetitions']}; ms)",
@@ -393,6 +402,12 @@ def table(saves: dict[str, Any], send: dict[str, Any], sub: dict[str, Any]) -> s
         f"  commit {send['commit_ms']:.1f} ms + send {send['send_ms']:.1f} ms = commit+send "
         f"{send['commit_send_ms']:.1f} ms",
         "",
+    ]
+    return lines
+
+
+def subscribe_table(sub: dict[str, Any]) -> list[str]:
+    return [
         f"Model sync: subscribe to 'items' with filter {{}} ({sub['rows']} rows, median of {sub['repetitions']})",
         f"  subscribe {sub['subscribe_ms']:.1f} ms ({sub['subscribe_bytes'] / 1e6:.1f} MB)  vs  "
         f"values()+json.dumps {sub['baseline_ms']:.1f} ms ({sub['baseline_bytes'] / 1e6:.1f} MB)",
@@ -401,7 +416,6 @@ def table(saves: dict[str, Any], send: dict[str, Any], sub: dict[str, Any]) -> s
         + ", ".join(f"{rows} rows: {count}" for rows, count in sub["queries"].items())
         + f" -> equal: {verdict(sub['queries_met'])}",
     ]
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -409,6 +423,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run: smaller and fewer repetitions")
     parser.add_argument("--profile", action="store_true", help="print cProfile top costs even if targets are met")
     parser.add_argument("--rev", help="measure logux_sync as committed at this git revision (default: work tree)")
+    parser.add_argument("--only", choices=["saves", "subscribe"], help="run one part (the other is not measured)")
     args = parser.parse_args()
     n, reps, rows, small = (200, 2, 2000, 200) if args.quick else (2000, 5, 10_000, 1000)
 
@@ -424,16 +439,22 @@ def main() -> None:
         user = User.objects.create_user("reader")
         user.user_permissions.add(Permission.objects.get(codename="view_synceditem"))
         user = User.objects.get(pk=user.pk)
+        from syncapp.models import Group
 
-        saves = bench_saves(n, reps, user)
-        send = bench_send(n, reps, _Sink)
-        sub, profile_subscribe = bench_subscribe(rows, small, reps, user)
+        Group.objects.bulk_create(Group(name=f"g{i}") for i in range(10))
+
+        saves = send = sub = None
+        if args.only != "subscribe":
+            saves = bench_saves(n, reps, user)
+            send = bench_send(n, reps, _Sink)
+        if args.only != "saves":
+            sub, profile_subscribe = bench_subscribe(rows, small, reps, user)
         print(f"logux_sync from: {args.rev or 'the work tree'} ({Path(logux_sync.__file__).parent})\n")
         print(table(saves, send, sub))
         profiles = {}
-        if args.profile or not sub["met"]:
+        if sub and (args.profile or not sub["met"]):
             profiles["subscribe"] = profile_subscribe()  # first: profile_saves() replaces the rows
-        if args.profile or not saves["met"]:
+        if saves and (args.profile or not saves["met"]):
             profiles["saves"] = profile_saves(n)
         for name, text in profiles.items():
             print(f"\ncProfile, synced {name} (top by own time):\n{text}")
@@ -442,7 +463,8 @@ def main() -> None:
     import django
 
     RESULTS.mkdir(exist_ok=True)
-    name = "sync" + (f"-rev-{args.rev}" if args.rev else "") + ("-quick" if args.quick else "")
+    name = "sync" + (f"-rev-{args.rev}" if args.rev else "") + (f"-{args.only}" if args.only else "")
+    name += "-quick" if args.quick else ""
     out = RESULTS / f"{name.replace('/', '_')}.json"
     meta = {
         "logux_sync": args.rev or "work tree",
