@@ -7,6 +7,7 @@ import traceback
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from .auth import subprotocol_supported
 from .client import build_undo
 from .commands import ActionCommand, BaseCommand, ChannelCommand, LoadResult
 from .conf import logux_settings
@@ -27,6 +28,11 @@ logger = logging.getLogger("logux_sync")
 
 Answer = dict[str, Any]
 
+# What run_steps() yields between answers where a handler hook that may be slow is about to run: the
+# answers so far must reach the Logux server now (it acts on `approved` before `processed` arrives).
+WRITE_NOW = None
+Step = Answer | None
+
 
 def error_details(exc: BaseException) -> str:
     """What an `error` answer says: the message, plus the traceback when ERROR_TRACEBACKS is on."""
@@ -46,8 +52,6 @@ def _error(id: str, exc: BaseException, where: str) -> Answer:
 
 
 def run_auth(command: AuthCommand) -> Iterator[Answer]:
-    from .auth import subprotocol_supported
-
     supports = logux_settings.SUPPORTS
     if not subprotocol_supported(command.subprotocol, supports):
         yield auth_answer("wrongSubprotocol", command.auth_id, supported=supports)
@@ -79,6 +83,11 @@ def _finally(handler: BaseCommand) -> None:
         logger.exception("logux_sync: finally_() failed for %s", handler.meta.id)
 
 
+def _overrides(handler: BaseCommand, base: type[BaseCommand], hook: str) -> bool:
+    """Does the handler's class replace the base class's no-op `hook`? Only then can it be slow."""
+    return getattr(type(handler), hook) is not getattr(base, hook)
+
+
 def _access(handler: BaseCommand) -> Answer:
     id = handler.meta.id
     try:
@@ -90,7 +99,7 @@ def _access(handler: BaseCommand) -> Answer:
     return answer("approved" if allowed else "forbidden", id)
 
 
-def run_action(command: ActionCommandData, dispatcher: Dispatcher = logux) -> Iterator[Answer]:
+def run_action(command: ActionCommandData, dispatcher: Dispatcher = logux) -> Iterator[Step]:
     action, meta = command.action, command.meta
     handler_class = dispatcher.actions.find(action["type"])
     if handler_class is None:
@@ -105,10 +114,14 @@ def run_action(command: ActionCommandData, dispatcher: Dispatcher = logux) -> It
             return
         if targets:
             yield answer("resend", meta.id, **targets)
+            if _overrides(handler, BaseCommand, "access"):
+                yield WRITE_NOW
         access = _access(handler)
         yield access
         if access["answer"] != "approved":
             return
+        if _overrides(handler, ActionCommand, "process"):
+            yield WRITE_NOW
         try:
             handler.process(action, meta)
         except Undo as undo:
@@ -144,7 +157,7 @@ def normalize_load(result: LoadResult, meta: Meta) -> Iterator[tuple[dict[str, A
         yield action, {"nodes": nodes, **extra}
 
 
-def run_subscribe(command: ActionCommandData, dispatcher: Dispatcher = logux) -> Iterator[Answer]:
+def run_subscribe(command: ActionCommandData, dispatcher: Dispatcher = logux) -> Iterator[Step]:
     action, meta = command.action, command.meta
     channel = action.get("channel")
     handler_class = dispatcher.channels.find(channel) if isinstance(channel, str) else None
@@ -157,6 +170,8 @@ def run_subscribe(command: ActionCommandData, dispatcher: Dispatcher = logux) ->
         yield access
         if access["answer"] != "approved":
             return
+        if _overrides(handler, ChannelCommand, "load"):
+            yield WRITE_NOW
         try:
             # Lazily: a load that fails part way has sent the actions before the failure, then `error`.
             for loaded_action, loaded_meta in normalize_load(handler.load(action, meta), meta):
@@ -173,6 +188,16 @@ def run_subscribe(command: ActionCommandData, dispatcher: Dispatcher = logux) ->
 
 def run_command(command: Command, dispatcher: Dispatcher = logux) -> Iterator[Answer]:
     """Every answer one command produces, in protocol order; a failure never escapes."""
+    for step in run_steps(command, dispatcher):
+        if step is not None:
+            yield step
+
+
+def run_steps(command: Command, dispatcher: Dispatcher = logux) -> Iterator[Step]:
+    """run_command()'s answers, with WRITE_NOW where a handler hook that may be slow comes next.
+
+    A hook the handler does not override is the base class's no-op: no WRITE_NOW before it, so the
+    answers around it can be written together."""
     if isinstance(command, BadCommand):
         yield {"answer": "error", command.key: command.value, "details": command.details}
         return

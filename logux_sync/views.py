@@ -14,13 +14,12 @@ from django.views.decorators.csrf import csrf_exempt
 
 from . import throttle
 from .conf import logux_settings
-from .engine import run_command
+from .engine import WRITE_NOW, run_steps
 from .protocol import (
     PROTOCOL_VERSION,
     TOO_MANY_ATTEMPTS,
     WRONG_SECRET,
     WRONG_VERSION,
-    AuthCommand,
     Command,
     ProtocolError,
     dumps,
@@ -36,18 +35,17 @@ def _text(status: int, body: str) -> HttpResponse:
     return HttpResponse(body, status=status, content_type="text/plain; charset=utf-8")
 
 
-# Answers that come before a handler's slow work (access, process, load): written at once.
-_AHEAD = frozenset({"resend", "approved"})
+# A large load is written every this many answers: one write per answer would cost more than the answer.
 _FLUSH_AT = 256
 
 
 def stream_answers(commands: list[Command], dispatcher: Dispatcher) -> Iterator[bytes]:
-    """One JSON array, written as the answers happen so the Logux server can act on each at once.
+    """One JSON array in chunks, each chunk to be written as soon as it is yielded.
 
-    `resend` and `approved` go out the moment they exist: a handler's slow work follows them. Other
-    answers are produced back to back and are gathered, encoded together and written when the command
-    ends (with the closing bracket after the last one), or every few hundred answers of a large load:
-    one write per answer would cost more than the answer."""
+    The engine says where a handler hook that may be slow comes next (after `resend`, `approved`):
+    what is held goes out then, so the Logux server can act on it at once. Answers produced back to
+    back are encoded and written together, and the last chunk carries the closing bracket (and is the
+    only one that ends with it, as every answer is an object)."""
     opening = True
     held: list[dict[str, object]] = []
 
@@ -60,15 +58,44 @@ def stream_answers(commands: list[Command], dispatcher: Dispatcher) -> Iterator[
 
     last = len(commands) - 1
     for index, command in enumerate(commands):
-        for item in run_command(command, dispatcher):
-            held.append(item)
-            if item["answer"] in _AHEAD or len(held) >= _FLUSH_AT:
+        for step in run_steps(command, dispatcher):
+            if step is WRITE_NOW:
+                if held:
+                    yield chunk(held)
+                    held = []
+                continue
+            held.append(step)
+            if len(held) >= _FLUSH_AT:
                 yield chunk(held)
                 held = []
-        if held and index != last:
+        if held and index != last:  # the next command's hooks may be slow
             yield chunk(held)
             held = []
     yield chunk(held, closing=True)
+
+
+def _then(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    # A generator, not itertools.chain: closing the response closes `rest`, so handlers' finally_ run.
+    yield first
+    yield from rest
+
+
+def respond(commands: list[Command], dispatcher: Dispatcher) -> HttpResponseBase:
+    """Run the commands up to their first possibly slow hook, then stream only if one is left.
+
+    When no hook was left (auth, an action with no process(), a forbidden one), the whole array is
+    ready: one plain response, which the server writes in one piece with a Content-Length, instead of
+    chunked framing with a write per chunk and a terminating chunk."""
+    chunks = stream_answers(commands, dispatcher)
+    first = next(chunks)
+    if first.endswith(b"]"):
+        whole = HttpResponse(first, content_type="application/json")
+        # Set here, not left to CommonMiddleware: without it the server would frame this in chunks too.
+        whole["Content-Length"] = str(len(first))
+        return whole
+    streamed = StreamingHttpResponse(_then(first, chunks), content_type="application/json")
+    streamed["Cache-Control"] = "no-store"
+    return streamed
 
 
 def secret_matches(given: str, expected: str) -> bool:
@@ -85,9 +112,18 @@ class LoguxView(View):
 
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Any:
-        # The Logux server authenticates with the shared secret, not a CSRF token. Exempting the
-        # finished view once costs nothing per request (method_decorator rebuilds a wrapper each time).
-        return csrf_exempt(super().as_view(**initkwargs))
+        """Django's view, except that a POST goes straight to post(): the one method the Logux server
+        uses need not pass View's setup() and dispatch() on every request. Other methods get 405."""
+        django_view = super().as_view(**initkwargs)
+
+        def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            if request.method == "POST":
+                return cls(**initkwargs).post(request)
+            return django_view(request, *args, **kwargs)  # type: ignore[no-any-return]
+
+        view.__dict__.update(django_view.__dict__)  # view_class and view_initkwargs, as Django sets them
+        # The Logux server authenticates with the shared secret, not a CSRF token.
+        return csrf_exempt(view)
 
     def post(self, request: HttpRequest) -> HttpResponseBase:
         limit = logux_settings.MAX_BODY_SIZE
@@ -123,9 +159,4 @@ class LoguxView(View):
             commands = [parse_command(raw_command) for raw_command in body.commands]
         except ProtocolError as exc:
             return _text(400, f"Wrong command: {exc}")
-        if all(isinstance(command, AuthCommand) for command in commands):
-            # Nothing to stream: an auth answer is ready at once, and one plain response is cheaper.
-            return HttpResponse(b"".join(stream_answers(commands, self.dispatcher)), content_type="application/json")
-        response = StreamingHttpResponse(stream_answers(commands, self.dispatcher), content_type="application/json")
-        response["Cache-Control"] = "no-store"
-        return response
+        return respond(commands, self.dispatcher)

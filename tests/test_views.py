@@ -380,6 +380,48 @@ def test_answers_are_streamed_with_sorted_keys(endpoint: Endpoint) -> None:
     assert b'"payload":{"a":2,"z":1},"type":"t"' in b"".join(chunks)
 
 
+def post_raw(endpoint: Endpoint, *commands: dict[str, Any]) -> Any:
+    return endpoint.client.post("/logux/", json.dumps(body(*commands)), content_type="application/json")
+
+
+def test_approved_and_resend_are_written_before_the_hooks_after_them_run(endpoint: Endpoint) -> None:
+    calls = register_echo()
+    response = post_raw(endpoint, action_command({"type": "echo", "resend": ["a"]}))
+    assert response.streaming
+    chunks = iter(response.streaming_content)
+    assert next(chunks) == b'[{"answer":"resend","channels":["a"],"id":"1 10:c1:t1 0"}'
+    assert calls == ["resend"]
+    assert next(chunks) == b',{"answer":"approved","id":"1 10:c1:t1 0"}'
+    assert calls == ["resend", "access"]
+    assert b"".join(chunks) == b',{"answer":"processed","id":"1 10:c1:t1 0"}]'
+    assert calls == ["resend", "access", "process", "finally"]
+
+
+def test_without_a_hook_left_to_run_the_answers_are_one_plain_response(endpoint: Endpoint) -> None:
+    @logux_sync.register
+    class Relay(ActionCommand):  # access only: the Logux server relays the action, nothing to process
+        action_type = "relay"
+
+        def access(self, action: dict, meta: Meta) -> bool:
+            return True
+
+    for commands in ([action_command({"type": "relay"})], [auth_command()], [action_command({"type": "nope"})]):
+        response = post_raw(endpoint, *commands)
+        assert not response.streaming
+        assert response["Content-Length"] == str(len(response.content))
+    assert json.loads(post_raw(endpoint, action_command({"type": "relay"})).content) == [
+        {"answer": "approved", "id": "1 10:c1:t1 0"},
+        {"answer": "processed", "id": "1 10:c1:t1 0"},
+    ]
+
+
+def test_forbidden_is_one_plain_response(endpoint: Endpoint) -> None:
+    register_echo()
+    response = post_raw(endpoint, action_command({"type": "echo", "allow": False}))
+    assert not response.streaming
+    assert json.loads(response.content) == [{"answer": "forbidden", "id": "1 10:c1:t1 0"}]
+
+
 def streamed(count: int, fail: bool = False) -> Iterator[dict[str, Any]]:
     for index in range(count):
         yield {"type": "item", "index": index}
