@@ -53,10 +53,10 @@ IMPORT_STRINGS = {"AUTH_FUNCTION"}
 
 
 class Settings:
-    """Reads `settings.LOGUX_SYNC` on first use of each key; reset when Django's settings change."""
+    """Reads `settings.LOGUX_SYNC` on first use of each key; reset when Django's settings change.
 
-    def __init__(self) -> None:
-        self._cache: dict[str, Any] = {}
+    A key read once is stored as an instance attribute, so later reads (several per request) are plain
+    attribute lookups: `__getattr__` runs only after a failed lookup has raised an AttributeError."""
 
     @property
     def user_settings(self) -> dict[str, Any]:
@@ -86,9 +86,9 @@ class Settings:
     def __getattr__(self, key: str) -> Any:
         if key.startswith("_") or key not in DEFAULTS:
             raise AttributeError(key)
-        if key not in self._cache:
-            self._cache[key] = self._normalize(key, self.raw(key))
-        return self._cache[key]
+        value = self._normalize(key, self.raw(key))
+        setattr(self, key, value)
+        return value
 
     def _normalize(self, key: str, value: Any) -> Any:
         if key in IMPORT_STRINGS and isinstance(value, str):
@@ -108,7 +108,8 @@ class Settings:
         return self.AUTH_FUNCTION  # type: ignore[no-any-return]
 
     def reload(self) -> None:
-        self._cache.clear()
+        for key in DEFAULTS:
+            self.__dict__.pop(key, None)
 
 
 logux_settings = Settings()

@@ -321,12 +321,17 @@ def _not_json(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# Python's json reads NaN, Infinity and 1e400, which JSON.stringify never writes and which cannot be
+# written back in an answer (a handler may echo the action): refuse them. Made once: json.loads() with
+# these arguments would build a decoder for every body.
+_DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_not_json)
+
+
 def parse_body(raw: bytes) -> Body:
     """Validate the envelope; raise ProtocolError(WRONG_BODY) for anything that is not one."""
     try:
-        # Python's json reads NaN, Infinity and 1e400, which JSON.stringify never writes and which
-        # cannot be written back in an answer (a handler may echo the action): refuse them here.
-        data = json.loads(raw, parse_float=_finite, parse_constant=_not_json)
+        # What json.loads() does with bytes: UTF-8, -16 or -32 by the first bytes; lone surrogates kept.
+        data = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except (ValueError, RecursionError):
         raise ProtocolError(WRONG_BODY) from None
     if not isinstance(data, dict):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from django.core.cache import caches
+import threading
+from typing import Any
 
-from .conf import logux_settings
+from django.core.cache import BaseCache, caches
+from django.core.signals import setting_changed
+
+from .conf import SETTING_NAME, logux_settings
 
 KEY_PREFIX = "logux_sync:wrong-secret:"
 
@@ -13,16 +17,47 @@ def _key(ip: str) -> str:
     return KEY_PREFIX + ip
 
 
+class _Cache(threading.local):
+    """This thread's client of the counting cache, as `caches[alias]` would return it.
+
+    `caches[alias]` looks the client up through an asgiref Local, which costs as much as a third of
+    a file-cache read; the lock is read on every request, so each thread keeps its client. A change
+    of CACHES or LOGUX_SYNC (override_settings in tests) makes every thread look it up again."""
+
+    generation = -1
+    cache: BaseCache
+
+
+_local = _Cache()
+_generation = 0
+
+
+def _cache() -> BaseCache:
+    local = _local
+    if local.generation != _generation:
+        local.cache = caches[logux_settings.CACHE]
+        local.generation = _generation
+    return local.cache
+
+
+def _settings_changed(*, setting: str, **kwargs: Any) -> None:
+    global _generation
+    if setting in ("CACHES", SETTING_NAME):
+        _generation += 1
+
+
+setting_changed.connect(_settings_changed, dispatch_uid="logux_sync.throttle.settings_changed")
+
+
 def is_locked(ip: str) -> bool:
     """True while `ip` has BRUTE_FORCE_LIMIT wrong secrets within the window."""
-    count = int(caches[logux_settings.CACHE].get(_key(ip), 0))
-    limit: int = logux_settings.BRUTE_FORCE_LIMIT
-    return count >= limit
+    count = _cache().get(_key(ip))
+    return count is not None and int(count) >= logux_settings.BRUTE_FORCE_LIMIT
 
 
 def remember_wrong_secret(ip: str) -> None:
     """Count one wrong secret; the count expires BRUTE_FORCE_WINDOW seconds after the last one."""
-    cache = caches[logux_settings.CACHE]
+    cache = _cache()
     key, window = _key(ip), logux_settings.BRUTE_FORCE_WINDOW
     # add() then incr() is atomic on Redis and Memcached, so concurrent workers lose no attempt.
     cache.add(key, 0, timeout=window)
@@ -34,4 +69,4 @@ def remember_wrong_secret(ip: str) -> None:
 
 
 def reset(ip: str) -> None:
-    caches[logux_settings.CACHE].delete(_key(ip))
+    _cache().delete(_key(ip))

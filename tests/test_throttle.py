@@ -141,3 +141,25 @@ def test_concurrent_wrong_secrets_are_all_counted(redis_caches: dict) -> None:
             thread.join(10)
         assert failures == []
         assert caches["two"].get(throttle._key(IP)) == threads_count
+
+
+def test_each_thread_counts_with_its_own_client_of_the_cache(file_caches: None) -> None:
+    seen: list[object] = []
+    with override_settings(LOGUX_SYNC=logux("one")):
+        assert throttle._cache() is caches["one"]
+        thread = threading.Thread(target=lambda: seen.append(throttle._cache() is caches["one"]))
+        thread.start()
+        thread.join(5)
+    assert seen == [True]
+
+
+def test_a_changed_caches_setting_is_followed(tmp_path: Path) -> None:
+    def locmem(name: str) -> dict[str, Any]:
+        return {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": name}}
+
+    with override_settings(CACHES=locmem("first"), LOGUX_SYNC=logux("default")):
+        for _ in range(3):
+            throttle.remember_wrong_secret(IP)
+        assert throttle.is_locked(IP)
+    with override_settings(CACHES=locmem("second"), LOGUX_SYNC=logux("default")):
+        assert not throttle.is_locked(IP)
