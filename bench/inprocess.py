@@ -46,7 +46,7 @@ def environ_for(body: bytes) -> dict[str, Any]:
     }
 
 
-def child(requests: int, profile: str | None) -> None:
+def child(requests: int, profile: str | None, workloads: list[str]) -> None:
     """Inside the back end's interpreter: time every workload, print JSON, maybe a profile."""
     from django.core.wsgi import get_wsgi_application
 
@@ -65,7 +65,7 @@ def child(requests: int, profile: str | None) -> None:
             result.close()
 
     timings = {}
-    for workload in WORKLOADS.values():
+    for workload in (WORKLOADS[name] for name in workloads):
         bodies = [workload.body(i) for i in range(requests + 100)]
         for body in bodies[:100]:
             data = call(body)
@@ -95,20 +95,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--profile", metavar="BACKEND:WORKLOAD", help="cProfile one cell (printed on stderr)")
+    parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated (default all)")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated (default all)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     profile = args.profile.split(":") if args.profile else None
     if args.child:
-        child(args.requests, profile[1] if profile else None)
+        child(args.requests, profile[1] if profile else None, args.workloads.split(","))
         return 0
     tmp = Path(tempfile.mkdtemp(prefix="logux-bench-inprocess-"))
     rows: dict[str, dict[str, float]] = {}
     try:
-        for name in BACKENDS:
+        for name in (b for b in BACKENDS if b in args.backends.split(",")):
             python = seed_python() if name == "seed" else Path(sys.executable)
             server = Server(name, python, tmp / name)
             server.prepare()
             command = [str(python), __file__, "--child", "--requests", str(args.requests)]
+            command += ["--workloads", args.workloads]
             if profile and profile[0] == name:
                 command += ["--profile", args.profile]
             out = subprocess.run(command, cwd=PROJECTS, env=server.env(), check=True, capture_output=True, text=True)
@@ -119,7 +122,7 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"µs per request in-process, wall / CPU ({args.requests} requests)")
     print(f"{'workload':<10} " + " ".join(f"{name:>12}" for name in rows) + "  ours-bare")
-    for workload in WORKLOADS:
+    for workload in args.workloads.split(","):
         line = " ".join(f"{rows[name][workload]:6.0f}/{rows[name][workload + ' cpu']:<5.0f}" for name in rows)
         extra = f"  {rows['ours'][workload] - rows['bare'][workload]:8.0f}" if {"ours", "bare"} <= set(rows) else ""
         print(f"{workload:<10} {line}{extra}")
