@@ -562,3 +562,65 @@ def test_a_node_subscribed_to_a_row_and_a_list_gets_each_action_once(endpoint: E
     note.save()
     gone = [meta["nodes"] for action, meta in sent if action["type"] == "notes/deleted"]
     assert gone == [[f"{ann.pk}:a:1"]]
+
+
+# ---- what a save sends, read cheaply --------------------------------------------------------------
+
+
+@pytest.fixture
+def changes(monkeypatch: pytest.MonkeyPatch) -> list[broadcast.Change]:
+    """Every Change written to the outbox."""
+    made: list[broadcast.Change] = []
+    queue = broadcast.queue_changes
+
+    def recording(changes: list[broadcast.Change], using: str = "default") -> None:
+        made.extend(changes)
+        queue(changes, using)
+
+    monkeypatch.setattr(broadcast, "queue_changes", recording)
+    return made
+
+
+def test_a_change_carries_the_old_and_new_values(changes: list[broadcast.Change]) -> None:
+    first, second = Project.objects.create(name="1"), Project.objects.create(name="2")
+    task = Task.objects.create(id="t1", title="A", project=first)
+    task.title, task.project = "B", second
+    task.save()
+    assert changes[-1].fields == {"title": "B", "project": second.pk}
+    assert changes[-1].old == {"title": "A", "done": False, "project": first.pk}
+    assert changes[-1].new == {"title": "B", "done": False, "project": second.pk}
+    task.save()  # nothing changed since
+    assert len(changes) == 2
+
+
+@pytest.mark.parametrize("loaded", [("id",), ("id", "title"), ("id", "done", "project")])
+def test_deferred_fields_are_loaded_for_old_values_and_never_count_as_changed(
+    changes: list[broadcast.Change], loaded: tuple[str, ...]
+) -> None:
+    project = Project.objects.create(name="1")
+    Task.objects.create(id="t1", title="A", done=True, project=project)
+    task = Task.objects.only(*loaded).get(pk="t1")
+    task.save()
+    assert len(changes) == 1  # the create only
+    task = Task.objects.only(*loaded).get(pk="t1")
+    task.title = "B"
+    task.save()
+    assert changes[-1].fields == {"title": "B"}
+    assert changes[-1].old == {"title": "A", "done": True, "project": project.pk}
+    assert changes[-1].new == {"title": "B", "done": True, "project": project.pk}
+    stored = Task.objects.get(pk="t1")
+    assert stored.title == "B" and stored.logux_clocks["title"] != stored.logux_clocks["done"]
+
+
+def test_the_tracker_still_follows_fields_loaded_late() -> None:
+    Task.objects.create(id="t1", title="A")
+    task = Task.objects.only("id").get(pk="t1")
+    tracker = task._logux_tracker  # type: ignore[attr-defined]
+    assert not tracker.has_changed("title") and task.title == "A"  # loaded on first read
+    task.title = "B"
+    assert tracker.has_changed("title") and tracker.previous("title") == "A"
+    assert tracker.changed() == {"title": "A"}
+    task = Task.objects.defer("title").get(pk="t1")
+    task.title = "C"  # set before it was ever read: the tracker loads the saved value first
+    assert task._logux_tracker.previous("title") == "A"  # type: ignore[attr-defined]
+    assert task._logux_tracker.has_changed("title")  # type: ignore[attr-defined]

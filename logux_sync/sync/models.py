@@ -6,9 +6,11 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from django.db import models, router, transaction
+from django.db.models.query_utils import DeferredAttribute
 from django.db.models.signals import class_prepared
 from django.utils import timezone
 from model_utils import FieldTracker
+from model_utils.tracker import DescriptorWrapper, FullDescriptorWrapper
 
 from . import broadcast
 from .clocks import clock_of, server_meta
@@ -145,16 +147,16 @@ class LoguxSynced(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         opts = self._logux
-        tracker = getattr(self, TRACKER)
         creating = self._state.adding
         # The generic commands name the fields a client edit won, changed value or not: their clocks move.
         explicit = self.__dict__.pop("_logux_fields", None)
-        if creating:
+        tracker = None if creating else getattr(self, TRACKER)
+        if tracker is None:
             changed = list(opts.fields)
         elif explicit is not None:
             changed = [name for name in opts.fields if name in explicit]
         else:
-            changed = [name for name in opts.fields if tracker.has_changed(name)]
+            changed = self._changed_fields(tracker)
         update_fields = kwargs.get("update_fields")
         if update_fields is not None:
             changed = [name for name in changed if name in update_fields]
@@ -164,23 +166,44 @@ class LoguxSynced(models.Model):
             if update_fields is not None:
                 kwargs["update_fields"] = {*update_fields, "logux_clocks"}
         # post_save reads these to broadcast exactly this edit.
-        self._logux_pending = (changed, None if creating else self._old_wire(changed), meta)
-        # One transaction for the row and its outbox entry (written by post_save), even in autocommit.
-        with transaction.atomic(
-            using=kwargs.get("using") or router.db_for_write(type(self), instance=self), savepoint=False
-        ):
-            super().save(*args, **kwargs)
+        self._logux_pending = (changed, None if tracker is None else self._old_wire(tracker, changed), meta)
+        # The row and its outbox entry (written by post_save) commit together, even in autocommit: a
+        # failure in post_save must not leave the row saved without it. Inside an atomic block that
+        # means marking the block for rollback, which costs less than entering another atomic().
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        if transaction.get_connection(using).in_atomic_block:
+            with transaction.mark_for_rollback_on_error(using):
+                super().save(*args, **kwargs)
+        else:
+            with transaction.atomic(using=using, savepoint=False):
+                super().save(*args, **kwargs)
 
-    def _old_wire(self, changed: list[str]) -> dict[str, Any]:
-        opts = self._logux
-        tracker = getattr(self, TRACKER)
-        old = opts.wire_fields(self)
-        for name in changed:
-            field = opts.field(name)
-            previous = tracker.previous(name)
-            if field.is_relation and isinstance(previous, models.Model):
-                previous = previous.pk
-            old[name] = to_wire(previous)
+    # The FieldTracker wraps each tracked field's descriptor so that every read checks for deferred
+    # fields; a loaded field's value is in the instance dict, where those descriptors read it, so the
+    # two helpers below read it there and leave deferred fields to the tracker.
+
+    def _changed_fields(self, tracker: Any) -> list[str]:
+        """The synced fields whose value differs from the tracker's saved one (`tracker.has_changed`)."""
+        data = self.__dict__
+        saved = tracker.saved_data
+        return [
+            name
+            for name, attname in self._logux.named_attnames
+            if (saved.get(name) != data[attname] if attname in data else tracker.has_changed(name))
+        ]
+
+    def _old_wire(self, tracker: Any, changed: list[str]) -> dict[str, Any]:
+        """The row's synced values before this save: the tracker's saved ones for `changed` fields."""
+        data = self.__dict__
+        old = {}
+        for name, attname in self._logux.named_attnames:
+            if name not in changed:
+                value = data[attname] if attname in data else getattr(self, attname)
+            else:
+                value = tracker.saved_data.get(name) if attname in data else tracker.previous(name)
+                if isinstance(value, models.Model):
+                    value = value.pk
+            old[name] = to_wire(value)
         return old
 
     # ---- permission hooks: override on the model, or define the same names on LoguxMeta ----
@@ -239,12 +262,71 @@ class LoguxSynced(models.Model):
         return bool(user.has_perm(perm) or user.has_perm(perm, self))
 
 
+class _LoadedFieldsFirst:
+    """Mixed into model_utils' descriptor wrappers: a read or write that its deferred-fields check
+    cannot affect skips the check (`get_deferred_fields()` walks every field of the model, and the
+    wrappers ran it on every attribute access). Deferred fields still go through model_utils' code."""
+
+    field_name: str
+    descriptor: Any
+
+    def __init__(self, field_name: str, descriptor: Any, tracker_attname: str, model: type[models.Model]):
+        super().__init__(field_name, descriptor, tracker_attname)  # type: ignore[call-arg]
+        attnames = {field.attname for field in model._meta.concrete_fields}
+        # Only a concrete field's attname can be deferred (for a relation's name the check is always false).
+        self.deferrable = field_name in attnames
+        # A plain column descriptor returns the instance dict's value once it is there.
+        self.reads_dict = self.deferrable and type(descriptor).__get__ is DeferredAttribute.__get__
+        self.setter = getattr(descriptor, "__set__", None)
+
+    def __get__(self, instance: Any, owner: Any) -> Any:
+        if instance is not None:
+            if not self.deferrable:
+                return self.descriptor.__get__(instance, owner)
+            data = instance.__dict__
+            if self.reads_dict and self.field_name in data:
+                return data[self.field_name]
+        return super().__get__(instance, owner)  # type: ignore[misc]
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        # Not deferred (loaded, or not an attname), or still in __init__ (the tracker marks the
+        # instance initialized after it): model_utils just sets it.
+        data = instance.__dict__
+        if not self.deferrable or self.field_name in data or "_instance_initialized" not in data:
+            if self.setter is not None:
+                self.setter(instance, value)
+            else:
+                instance.__dict__[self.field_name] = value
+            return
+        super().__set__(instance, value)  # type: ignore[misc]
+
+
+class _Wrapper(_LoadedFieldsFirst, DescriptorWrapper[Any]):
+    pass
+
+
+class _FullWrapper(_LoadedFieldsFirst, FullDescriptorWrapper[Any]):
+    pass
+
+
+class _Tracker(FieldTracker):
+    """django-model-utils' FieldTracker, with cheaper descriptor wrappers for loaded fields."""
+
+    def finalize_class(self, sender: type[models.Model], **kwargs: Any) -> None:
+        super().finalize_class(sender, **kwargs)
+        for name in self.fields:
+            wrapper = sender.__dict__.get(name)
+            if isinstance(wrapper, DescriptorWrapper) and type(wrapper) in (DescriptorWrapper, FullDescriptorWrapper):
+                cls = _FullWrapper if isinstance(wrapper, FullDescriptorWrapper) else _Wrapper
+                setattr(sender, name, cls(name, wrapper.descriptor, self.attname, sender))
+
+
 def _prepare(sender: type[models.Model], **kwargs: Any) -> None:
     if not issubclass(sender, LoguxSynced) or sender._meta.abstract or sender._meta.proxy:
         return
     opts = LoguxOptions.from_model(sender)
     sender._logux = opts
-    tracker = FieldTracker(fields=list(opts.fields))
+    tracker = _Tracker(fields=list(opts.fields))
     tracker.contribute_to_class(sender, TRACKER)
     setattr(sender, TRACKER, tracker)
     # class_prepared is being sent right now, so the tracker's own receiver will not run: finish it here.

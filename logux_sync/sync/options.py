@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -57,7 +58,12 @@ class LoguxOptions:
     @property
     def attnames(self) -> list[str]:
         """Column attribute names of the synced fields, in `fields` order (`project_id` for `project`)."""
-        return [self.field(name).attname for name in self.fields]
+        return [attname for _, attname in self.named_attnames]
+
+    @functools.cached_property
+    def named_attnames(self) -> tuple[tuple[str, str], ...]:
+        """`(name, attname)` of each synced field, in `fields` order."""
+        return tuple((name, self.field(name).attname) for name in self.fields)
 
     @classmethod
     def from_model(cls, model: type[LoguxSynced]) -> LoguxOptions:
@@ -109,7 +115,15 @@ class LoguxOptions:
         return to_wire(getattr(obj, field.attname))
 
     def wire_fields(self, obj: models.Model, names: Iterable[str] | None = None) -> dict[str, Any]:
-        return {name: self.wire_value(obj, name) for name in (self.fields if names is None else names)}
+        if names is not None:
+            return {name: self.wire_value(obj, name) for name in names}
+        # A loaded field's value is in the instance dict, where its descriptor (wrapped by the
+        # FieldTracker, which makes every read cost a deferred-fields check) would read it.
+        data = obj.__dict__
+        return {
+            name: to_wire(data[attname] if attname in data else getattr(obj, attname))
+            for name, attname in self.named_attnames
+        }
 
     def wire_id(self, obj: models.Model) -> str:
         return str(obj.pk)
