@@ -229,3 +229,43 @@ def test_a_late_delivery_widens_since_for_resubscribing_clients(logux: FakeLogux
     assert [
         a["action"]["id"] for a in answers if a["answer"] == "action" and a["action"]["type"] != "logux/subscribed"
     ] == ["late"]
+
+
+def test_a_transactions_rows_share_its_batch_and_time(logux: FakeLogux) -> None:
+    with transaction.atomic():
+        for name in "abc":
+            Task.objects.create(id=name, title=name)
+        rows = list(LoguxOutbox.objects.order_by("id"))
+        assert [row.payload["change"]["wire_id"] for row in rows] == ["a", "b", "c"]
+        assert len({row.batch for row in rows}) == 1 and rows[0].batch
+        assert len({row.created_at for row in rows} | {row.next_attempt_at for row in rows}) == 1
+    assert ids(logux.requests) == [["a", "b", "c"]]
+
+
+def test_outbox_writes_show_in_captured_queries(logux: FakeLogux) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with transaction.atomic():
+        Task.objects.create(id="a", title="A")  # the batch's first row, written without query logging
+        with CaptureQueriesContext(connection) as captured:
+            Task.objects.create(id="b", title="B")
+    outbox = LoguxOutbox._meta.db_table
+    assert sum(outbox in query["sql"] and "INSERT" in query["sql"] for query in captured.captured_queries) == 1
+    assert ids(logux.requests) == [["a", "b"]]
+
+
+def test_each_thread_keeps_its_own_batch(logux: FakeLogux) -> None:
+    import threading
+
+    from django.db import connections
+
+    seen: list[object] = []
+    with transaction.atomic():
+        Task.objects.create(id="a", title="A")
+        mine = broadcast._batches.get(connections["default"])
+        thread = threading.Thread(target=lambda: seen.append(broadcast._batches.get(connections["default"])))
+        thread.start()
+        thread.join()
+        assert mine is not None and mine.pending(connections["default"]) and seen == [None]
+    assert ids(logux.requests) == [["a"]]

@@ -14,6 +14,7 @@ import functools
 import logging
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,7 +39,8 @@ logger = logging.getLogger("logux_sync.sync")
 
 _muted: contextvars.ContextVar[bool] = contextvars.ContextVar("logux_sync_muted", default=False)
 _captures: list[Captured] = []
-_batches: dict[str, _Batch] = {}
+# The pending batch of each connection (connections are per thread), see enqueue().
+_batches: weakref.WeakKeyDictionary[Any, _Batch] = weakref.WeakKeyDictionary()
 # After a failed send, requests stop trying inline until this monotonic time; logux_deliver retries.
 _inline_paused_until = 0.0
 
@@ -128,47 +130,52 @@ def enqueue(payloads: list[dict[str, Any]], using: str = DEFAULT_DB_ALIAS) -> No
     connection = connections[using]
     if not connection.in_atomic_block:  # autocommit: written and committed at once
         key = uuid.uuid4().hex
-        _insert(payloads, key, using)
+        with connection.cursor() as cursor:
+            _insert(cursor, payloads, key, _now(connection))
         deliver_inline(key, using)
         return
-    batch = _batches.get(using)
+    batch = _batches.get(connection)
     if batch is None or not batch.pending(connection):
-        batch = _Batch(using)
-        _batches[using] = batch
+        if batch is not None:
+            batch.close()
+        batch = _Batch(connection, using)
+        _batches[connection] = batch
         transaction.on_commit(batch, using=using, robust=True)
-    _insert(payloads, batch.key, using)
+    batch.write(connection, payloads)
 
 
 _INSERT_COLUMNS = ("payload", "batch", "created_at", "attempts", "next_attempt_at", "last_error")
 
 
 @functools.lru_cache(maxsize=8)
-def _insert_sql(vendor: str, using: str) -> str:
+def _insert_sql(vendor: str, using: str) -> tuple[str, Any]:
+    """The outbox INSERT for a backend, and the JSON encoder of the payload column."""
     from .models import LoguxOutbox
 
     quote = connections[using].ops.quote_name
     opts = LoguxOutbox._meta
     columns = ", ".join(quote(opts.get_field(name).column) for name in _INSERT_COLUMNS)  # type: ignore[union-attr, arg-type]
     placeholders = ", ".join(["%s"] * len(_INSERT_COLUMNS))
-    return f"INSERT INTO {quote(opts.db_table)} ({columns}) VALUES ({placeholders})"
+    encoder = opts.get_field("payload").encoder  # type: ignore[union-attr]
+    return f"INSERT INTO {quote(opts.db_table)} ({columns}) VALUES ({placeholders})", encoder
 
 
-def _insert(payloads: list[dict[str, Any]], key: str, using: str) -> None:
-    # Plain SQL: this runs once per saved row, and the ORM's insert machinery costs more than the row.
-    from .models import LoguxOutbox
+def _now(connection: Any) -> Any:
+    """Now, as the backend takes a DateTimeField value."""
+    return connection.ops.adapt_datetimefield_value(timezone.now())
 
-    connection = connections[using]
-    payload_field = LoguxOutbox._meta.get_field("payload")
-    now = LoguxOutbox._meta.get_field("created_at").get_db_prep_save(timezone.now(), connection)  # type: ignore[union-attr]
-    rows = [
-        (payload_field.get_db_prep_save(payload, connection), key, now, 0, now, "")  # type: ignore[union-attr]
-        for payload in payloads
-    ]
-    with connection.cursor() as cursor:
-        if len(rows) == 1:
-            cursor.execute(_insert_sql(connection.vendor, using), rows[0])
-        else:
-            cursor.executemany(_insert_sql(connection.vendor, using), rows)
+
+def _insert(cursor: Any, payloads: list[dict[str, Any]], key: str, now: Any) -> None:
+    # Plain SQL and the backend's own adapters: this runs once per saved row, and the ORM's insert
+    # machinery (or the fields' get_db_prep_save) costs more than the row.
+    connection = cursor.db
+    sql, encoder = _insert_sql(connection.vendor, connection.alias)
+    adapt = connection.ops.adapt_json_value
+    rows = [(adapt(payload, encoder), key, now, 0, now, "") for payload in payloads]
+    if len(rows) == 1:
+        cursor.execute(sql, rows[0])
+    else:
+        cursor.executemany(sql, rows)
 
 
 class _Batch:
@@ -178,10 +185,14 @@ class _Batch:
     committed ones. Django discards the callback with the savepoint it was registered in, together with
     every row written after it there; a later change then starts a new batch."""
 
-    def __init__(self, using: str):
+    def __init__(self, connection: Any, using: str):
         self.using = using
         self.key = uuid.uuid4().hex
         self.done = False
+        # The rows' created_at and next_attempt_at: when the transaction wrote its first change (an
+        # adapted datetime costs about as much as the row's SQL).
+        self.now = _now(connection)
+        self.cursor: Any = None
         # A robust on_commit callback that raises is logged under its __qualname__; an instance has
         # none, so without this Django raises AttributeError from its handler instead of logging.
         self.__qualname__ = f"{type(self).__module__}.{type(self).__qualname__}"
@@ -190,10 +201,31 @@ class _Batch:
         # run_on_commit lists the callbacks still to run after commit (read, never changed, here).
         return not self.done and any(item[1] is self for item in connection.run_on_commit)
 
+    def write(self, connection: Any, payloads: list[dict[str, Any]]) -> None:
+        if connection.queries_logged:  # a debug cursor records each query: a fresh one, as Django does
+            with connection.cursor() as cursor:
+                _insert(cursor, payloads, self.key, self.now)
+            return
+        # One cursor for the transaction's rows: it lives while the batch is pending, which ends
+        # when the connection commits, rolls back past it, or closes.
+        if self.cursor is None:
+            self.cursor = connection.cursor()
+        _insert(self.cursor, payloads, self.key, self.now)
+
+    def close(self) -> None:
+        if self.cursor is not None:
+            cursor, self.cursor = self.cursor, None
+            try:
+                cursor.close()
+            except Exception:  # the connection it belonged to may be gone; nothing to release then
+                pass
+
     def __call__(self) -> None:
         self.done = True
-        if _batches.get(self.using) is self:
-            del _batches[self.using]
+        self.close()
+        connection = connections[self.using]
+        if _batches.get(connection) is self:
+            del _batches[connection]
         deliver_inline(self.key, self.using)
 
 
