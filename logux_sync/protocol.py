@@ -52,10 +52,23 @@ def _default(value: Any) -> Any:
 
 _ENCODER = json.JSONEncoder(default=_default, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
+# JSONEncoder.encode() builds its C encoder again on every call, which costs more than encoding a
+# few answers. The same C encoder (same arguments, in the order JSONEncoder.iterencode passes them) is
+# built once here, without the circular-reference check, whose state is per call: a cycle in a
+# handler's action ends in RecursionError instead of ValueError.
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+_C_ENCODE = (
+    None
+    if _c_make_encoder is None
+    else _c_make_encoder(None, _default, json.encoder.encode_basestring_ascii, None, ":", ",", True, False, False)
+)
+
 
 def dumps(value: Any) -> str:
     """Serialize for the wire: sorted keys, because Logux compares actions as JSON strings."""
-    return _ENCODER.encode(value)
+    if _C_ENCODE is None:
+        return _ENCODER.encode(value)
+    return "".join(_C_ENCODE(value, 0))
 
 
 def _utf16(text: str) -> bytes:

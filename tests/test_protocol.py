@@ -91,6 +91,21 @@ def test_dumps_sorts_keys_at_every_level() -> None:
     )
 
 
+def test_dumps_writes_what_a_json_encoder_with_its_settings_writes() -> None:
+    import datetime
+    import decimal
+
+    from logux_sync.protocol import _default
+
+    encoder = json.JSONEncoder(default=_default, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    value = {
+        "z": [1, 2.5, -0.0, 1e300, 2**70, True, None, "é\u2028\ud800", ("t",)],
+        "a": {"when": datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc), "d": decimal.Decimal("1.5")},
+    }
+    assert dumps(value) == encoder.encode(value)
+    assert dumps("x") == '"x"'
+
+
 def test_dumps_rejects_nan() -> None:
     with pytest.raises(ValueError):
         dumps({"a": float("nan")})
