@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
     from django.contrib.auth.models import AnonymousUser
 
-LoadResult = Action | Iterable[Action] | Iterable[tuple[Action, RawMeta]] | Iterable[list[Any]] | None
+LoadResult = Action | Iterable[Action] | Iterable[tuple[Action, RawMeta]] | Iterable[list[Any]] | Iterable[Any] | None
 
 
 def load_user(user_id: str | None) -> AbstractBaseUser | AnonymousUser:

@@ -11,6 +11,7 @@ from .auth import subprotocol_supported
 from .client import build_undo
 from .commands import ActionCommand, BaseCommand, ChannelCommand, LoadResult
 from .conf import logux_settings
+from .encoded import AnswerWriter, Encoded, EncodedPair
 from .exceptions import LoguxProxyException, Undo, WrongLoadResult
 from .protocol import (
     ActionCommandData,
@@ -31,7 +32,7 @@ Answer = dict[str, Any]
 # What run_steps() yields between answers where a handler hook that may be slow is about to run: the
 # answers so far must reach the Logux server now (it acts on `approved` before `processed` arrives).
 WRITE_NOW = None
-Step = Answer | None
+Step = Answer | Encoded | None
 
 
 def error_details(exc: BaseException) -> str:
@@ -134,9 +135,10 @@ def run_action(command: ActionCommandData, dispatcher: Dispatcher = logux) -> It
         _finally(handler)
 
 
-def normalize_load(result: LoadResult, meta: Meta) -> Iterator[tuple[dict[str, Any], RawMeta]]:
+def normalize_load(result: LoadResult, meta: Meta) -> Iterator[tuple[dict[str, Any], RawMeta] | EncodedPair]:
     """load() may return an action, a list of actions, `[action, meta]` pairs, or an iterator of
-    either (a generator streams a large load instead of building it whole). Checked item by item."""
+    either (a generator streams a large load instead of building it whole). Checked item by item;
+    `EncodedPair`s (see logux_sync.encoded) pass as they are."""
     if not result:
         return
     if isinstance(result, dict):
@@ -146,6 +148,9 @@ def normalize_load(result: LoadResult, meta: Meta) -> Iterator[tuple[dict[str, A
     nodes = [meta.node_id]
     for item in result:
         extra: RawMeta
+        if isinstance(item, EncodedPair):
+            yield item
+            continue
         if isinstance(item, dict):
             action, extra = item, {}
         elif isinstance(item, (list, tuple)) and len(item) == 2 and all(isinstance(x, dict) for x in item):
@@ -174,8 +179,13 @@ def run_subscribe(command: ActionCommandData, dispatcher: Dispatcher = logux) ->
             yield WRITE_NOW
         try:
             # Lazily: a load that fails part way has sent the actions before the failure, then `error`.
-            for loaded_action, loaded_meta in normalize_load(handler.load(action, meta), meta):
-                yield answer("action", meta.id, action=loaded_action, meta=loaded_meta)
+            write = AnswerWriter(meta.id, meta.node_id)
+            for loaded in normalize_load(handler.load(action, meta), meta):
+                if isinstance(loaded, EncodedPair):
+                    yield write(loaded)
+                else:
+                    loaded_action, loaded_meta = loaded
+                    yield answer("action", meta.id, action=loaded_action, meta=loaded_meta)
         except Undo as undo:
             yield _undo_answer(handler, undo)
         except Exception as exc:
@@ -186,7 +196,7 @@ def run_subscribe(command: ActionCommandData, dispatcher: Dispatcher = logux) ->
         _finally(handler)
 
 
-def run_command(command: Command, dispatcher: Dispatcher = logux) -> Iterator[Answer]:
+def run_command(command: Command, dispatcher: Dispatcher = logux) -> Iterator[Answer | Encoded]:
     """Every answer one command produces, in protocol order; a failure never escapes."""
     for step in run_steps(command, dispatcher):
         if step is not None:

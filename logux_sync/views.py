@@ -14,6 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from . import throttle
 from .conf import logux_settings
+from .encoded import join
 from .engine import WRITE_NOW, run_steps
 from .protocol import (
     PROTOCOL_VERSION,
@@ -22,7 +23,6 @@ from .protocol import (
     WRONG_VERSION,
     Command,
     ProtocolError,
-    dumps,
     parse_body,
     parse_command,
 )
@@ -47,11 +47,11 @@ def stream_answers(commands: list[Command], dispatcher: Dispatcher) -> Iterator[
     back are encoded and written together, and the last chunk carries the closing bracket (and is the
     only one that ends with it, as every answer is an object)."""
     opening = True
-    held: list[dict[str, object]] = []
+    held: list[Any] = []
 
-    def chunk(items: list[dict[str, object]], closing: bool = False) -> bytes:
+    def chunk(items: list[Any], closing: bool = False) -> bytes:
         nonlocal opening
-        body = dumps(items)[1:-1].encode() if items else b""
+        body = join(items).encode() if items else b""
         start = b"[" if opening else (b"," if body else b"")
         opening = False
         return start + body + (b"]" if closing else b"")

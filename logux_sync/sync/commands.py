@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError
@@ -11,8 +11,9 @@ from django.db import transaction
 from django.db.models import Min
 
 from ..commands import ActionCommand, ChannelCommand
+from ..encoded import EncodedPair, quote
 from ..exceptions import Undo
-from ..protocol import Action, Meta, RawMeta
+from ..protocol import Action, Meta, RawMeta, dumps
 from .clocks import clock_meta, derived_id, is_newer
 from .models import LoguxLateDelivery, LoguxSynced, LoguxTombstone
 from .options import LoguxOptions, WireError, to_wire
@@ -286,29 +287,34 @@ class ListChannel(SyncedChannel):
             return False
         return self.model.logux_can_subscribe(self.user, wire_filter, self.channel)
 
-    def load(self, action: Action, meta: Meta) -> list[tuple[Action, RawMeta]]:
+    def load(self, action: Action, meta: Meta) -> Iterator[tuple[Action, RawMeta] | EncodedPair]:
         opts = self.opts
         wire_filter = self.wire_filter()
         remember(opts.plural, meta.node_id, meta.user_id, wire_filter, opts.subscription_ttl, channel=self.channel)
-        since = self.since_time()
+        # The rows stream: they are read, encoded and written a few hundred at a time.
+        return self.rows(wire_filter, self.since_time())
+
+    def rows(self, wire_filter: dict[str, Any], since: float | None) -> Iterator[tuple[Action, RawMeta] | EncodedPair]:
+        opts = self.opts
         rows = self.model._default_manager.filter(**opts.orm_filter(wire_filter)).order_by("pk")
-        pairs: list[tuple[Action, RawMeta]] = []
         present: set[str] = set()
         if self.model.logux_can_read_all(self.user):
-            # Every row is readable: skip building model instances, read plain values.
+            # Every row is readable: read plain values, and write each row's answers as JSON directly.
+            encode = RowEncoder(opts, self.mark_rows_subscribed)
             for pk, *values, clocks in rows.values_list("pk", *opts.attnames, "logux_clocks"):
-                present.add(str(pk))
-                self.add_row(pairs, str(pk), values, clocks, since)
+                wire_id = str(pk)
+                present.add(wire_id)
+                yield from encode(wire_id, values, clocks, since)
         else:
             attnames = opts.attnames
             for obj in rows:
-                present.add(opts.wire_id(obj))
+                wire_id = opts.wire_id(obj)
+                present.add(wire_id)
                 if obj.logux_can_read(self.user):
                     values = [getattr(obj, attname) for attname in attnames]
-                    self.add_row(pairs, opts.wire_id(obj), values, obj.logux_clocks, since)
+                    yield from self.row_pairs(wire_id, values, obj.logux_clocks, since)
         if since is not None:
-            pairs.extend(self.deleted_since(since, wire_filter, present))
-        return pairs
+            yield from self.deleted_since(since, wire_filter, present)
 
     def deleted_since(
         self, since: float, wire_filter: dict[str, Any], present: set[str]
@@ -328,12 +334,73 @@ class ListChannel(SyncedChannel):
                 )
         return pairs
 
-    def add_row(
-        self, pairs: list[tuple[Action, RawMeta]], wire_id: str, values: list[Any], clocks: Any, since: float | None
-    ) -> None:
+    def row_pairs(
+        self, wire_id: str, values: list[Any], clocks: Any, since: float | None
+    ) -> list[tuple[Action, RawMeta]]:
+        pairs = snapshot_values(self.opts, wire_id, values, clocks, since, as_created=True)
         if self.mark_rows_subscribed:
-            pairs.append(({"type": "logux/subscribed", "channel": self.opts.row_channel(wire_id)}, {}))
-        pairs.extend(snapshot_values(self.opts, wire_id, values, clocks, since, as_created=True))
+            pairs.insert(0, ({"type": "logux/subscribed", "channel": self.opts.row_channel(wire_id)}, {}))
+        return pairs
+
+
+class RowEncoder:
+    """A listed row's answers as JSON text (see logux_sync.encoded): `logux/subscribed` for its channel
+    when asked, then the actions `snapshot_values(as_created=True)` makes, written without building them."""
+
+    def __init__(self, opts: LoguxOptions, mark_subscribed: bool):
+        self.opts = opts
+        self.fields = opts.fields
+        # `{"channel":"<plural>/` (the row id is appended, escaped), or None.
+        self.subscribed_start = quote(opts.row_channel(""))[:-1] if mark_subscribed else None
+        self.created_end = f',"type":{quote(opts.plural + "/created")}}}'
+        self.changed_end = f',"type":{quote(opts.plural + "/changed")}}}'
+
+    def __call__(
+        self, wire_id: str, values: list[Any], clocks: Any, since: float | None
+    ) -> list[tuple[Action, RawMeta] | EncodedPair]:
+        fields = self.fields
+        quoted_id = quote(wire_id)
+        out: list[tuple[Action, RawMeta] | EncodedPair] = []
+        if self.subscribed_start is not None:
+            channel = self.subscribed_start + quoted_id[1:]
+            out.append(EncodedPair('{"channel":' + channel + ',"type":"logux/subscribed"}'))
+        stored = [clocks.get(name) for name in fields] if clocks else [None] * len(fields)
+        first = stored[0]
+        if stored.count(first) == len(stored):  # one clock for the whole row: the common case
+            clock = clock_meta(first)
+            time, clock_id = (clock["time"], clock["id"]) if clock else (0, "")
+            if since is None or time >= since:
+                action = '{"fields":' + dumps(dict(zip(fields, values, strict=True))) + ',"id":' + quoted_id
+                out.append(EncodedPair(action + self.created_end, _encoded_meta(time, clock_id)))
+            return out
+        # Fields grouped by the edit that set them, oldest first, as snapshot_values() does.
+        groups: dict[tuple[float, str], dict[str, Any]] = {}
+        for name, value, raw_clock in zip(fields, values, stored, strict=True):
+            clock = clock_meta(raw_clock)
+            key = (clock["time"], clock["id"]) if clock else (0, "")
+            if since is None or key[0] >= since:
+                groups.setdefault(key, {})[name] = value
+        ordered = sorted(groups.items(), key=lambda item: item[0][0])
+        end = self.created_end
+        if ordered and len(fields) == sum(len(group) for _, group in ordered):
+            (time, clock_id), _ = ordered.pop(0)
+            action = '{"fields":' + dumps(dict(zip(fields, values, strict=True))) + ',"id":' + quoted_id
+            out.append(EncodedPair(action + end, _encoded_meta(time, clock_id)))
+        end = self.changed_end
+        for (time, clock_id), group in ordered:
+            action = '{"fields":' + dumps(group) + ',"id":' + quoted_id
+            out.append(EncodedPair(action + end, _encoded_meta(time, clock_id)))
+        return out
+
+
+def _encoded_meta(time: float, clock_id: str) -> str:
+    """`_load_meta()` as the members of an encoded meta."""
+    if not time:
+        return ""
+    encoded_time = str(time) if type(time) is int else dumps(time)
+    if clock_id.count(" ") != 2:
+        return f'"time":{encoded_time},'
+    return f'"id":{quote(derived_id(clock_id))},"time":{encoded_time},'
 
 
 class DerivedChannel(ListChannel):

@@ -1,0 +1,54 @@
+"""Answers encoded ahead of time, for loads of many rows.
+
+A load that sends thousands of rows spends most of its time building answer dicts and walking them
+again to encode them. A load may instead yield `EncodedPair`s: the action and the meta's own members
+as JSON text, written straight from the row's values. The engine wraps each into an `action` answer
+(command id, the subscribing node) as text, and the view writes the text as it is.
+"""
+
+from __future__ import annotations
+
+from json.encoder import encode_basestring_ascii
+
+from .protocol import dumps
+
+# A string as a JSON string literal (non-ASCII escaped, as `dumps` does).
+quote = encode_basestring_ascii
+
+
+class Encoded(str):
+    """One answer as JSON text (an object), written to the stream as it is."""
+
+    __slots__ = ()
+
+
+class EncodedPair:
+    """`(action, meta)` of a load as JSON text: `action` is the action object, `meta` the meta's members
+    (`"id":"…","time":1,`, each followed by a comma) or "": the engine adds `nodes`."""
+
+    __slots__ = ("action", "meta")
+
+    def __init__(self, action: str, meta: str = ""):
+        self.action = action
+        self.meta = meta
+
+
+class AnswerWriter:
+    """Turns a command's `EncodedPair`s into `action` answers addressed to the subscribing node."""
+
+    __slots__ = ("end", "middle")
+
+    def __init__(self, command_id: str, node_id: str):
+        # Keys in sorted order, as `dumps` writes them: action, answer, id, meta (…, nodes).
+        self.middle = f',"answer":"action","id":{quote(command_id)},"meta":{{'
+        self.end = f'"nodes":{dumps([node_id])}}}}}'
+
+    def __call__(self, pair: EncodedPair) -> Encoded:
+        return Encoded('{"action":' + pair.action + self.middle + pair.meta + self.end)
+
+
+def join(items: list[object]) -> str:
+    """Answers, some already encoded, as the members of a JSON array (without the brackets)."""
+    if not any(type(item) is Encoded for item in items):
+        return dumps(items)[1:-1]
+    return ",".join(item if type(item) is Encoded else dumps(item) for item in items)  # type: ignore[misc]
