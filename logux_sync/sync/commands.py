@@ -298,9 +298,10 @@ class ListChannel(SyncedChannel):
         opts = self.opts
         rows = self.model._default_manager.filter(**opts.orm_filter(wire_filter)).order_by("pk")
         present: set[str] = set()
+        # Each row's answers are written as JSON directly (see RowEncoder).
+        encode = RowEncoder(opts, self.mark_rows_subscribed)
         if self.model.logux_can_read_all(self.user):
-            # Every row is readable: read plain values, and write each row's answers as JSON directly.
-            encode = RowEncoder(opts, self.mark_rows_subscribed)
+            # Every row is readable: read plain values, no model instances.
             for pk, *values, clocks in rows.values_list("pk", *opts.attnames, "logux_clocks"):
                 wire_id = str(pk)
                 present.add(wire_id)
@@ -311,8 +312,7 @@ class ListChannel(SyncedChannel):
                 wire_id = opts.wire_id(obj)
                 present.add(wire_id)
                 if obj.logux_can_read(self.user):
-                    values = [getattr(obj, attname) for attname in attnames]
-                    yield from self.row_pairs(wire_id, values, obj.logux_clocks, since)
+                    yield from encode(wire_id, [getattr(obj, name) for name in attnames], obj.logux_clocks, since)
         if since is not None:
             yield from self.deleted_since(since, wire_filter, present)
 
@@ -332,14 +332,6 @@ class ListChannel(SyncedChannel):
                 pairs.append(
                     ({"type": f"{opts.plural}/deleted", "id": tomb.row_id}, _load_meta(tomb.time, tomb.edit_id))
                 )
-        return pairs
-
-    def row_pairs(
-        self, wire_id: str, values: list[Any], clocks: Any, since: float | None
-    ) -> list[tuple[Action, RawMeta]]:
-        pairs = snapshot_values(self.opts, wire_id, values, clocks, since, as_created=True)
-        if self.mark_rows_subscribed:
-            pairs.insert(0, ({"type": "logux/subscribed", "channel": self.opts.row_channel(wire_id)}, {}))
         return pairs
 
 
