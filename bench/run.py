@@ -47,6 +47,9 @@ NODE = f"{USER}:bench:tab"
 T0 = 1_700_000_000_000
 
 BACKENDS = ("ours", "seed", "bare")
+# Where ours imports logux_sync from (--ours-tree): this working tree, or e.g. an older commit's files
+# (`git archive <commit> logux_sync | tar -x -C /tmp/old`) to compare before and after on one machine.
+OURS_TREE = ROOT
 WORKERS = 2
 
 # Targets from the issue: the workload, the ratio that is checked, and its threshold.
@@ -190,7 +193,7 @@ class Server:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTHON", "LOGUX_"))}
         # Ours and bare run this tree's logux_sync whatever the venv holds; the seed runs only its venv.
-        paths = [str(PROJECTS)] if self.name == "seed" else [str(PROJECTS), str(ROOT)]
+        paths = [str(PROJECTS)] if self.name == "seed" else [str(PROJECTS), str(OURS_TREE)]
         env.update(
             PYTHONPATH=os.pathsep.join(paths),
             DJANGO_SETTINGS_MODULE=f"{self.name}.settings",
@@ -416,6 +419,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated (default all)")
     parser.add_argument("--output", type=Path, help="JSON file (default bench/results/engine.json)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (databases, gunicorn logs)")
+    parser.add_argument("--ours-tree", type=Path, help="import ours' logux_sync from this folder instead")
     args = parser.parse_args(argv)
     if args.quick:
         args.requests, args.warmup = 200, 20
@@ -434,7 +438,10 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global OURS_TREE
     args = parse_args(argv)
+    if args.ours_tree:
+        OURS_TREE = args.ours_tree.resolve()
     signal.signal(signal.SIGTERM, _terminate)
     workloads = [WORKLOADS[name] for name in args.workload_names]
     tmp = Path(tempfile.mkdtemp(prefix="logux-bench-"))
@@ -486,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "machine": machine(),
             "versions": versions,
-            "ours_tree": tree_state(),
+            "ours_tree": tree_state() if OURS_TREE == ROOT else {"folder": str(OURS_TREE)},
             "setup": {
                 "requests_per_cell": args.requests,
                 "warmup_per_cell": args.warmup,
