@@ -624,3 +624,19 @@ def test_the_tracker_still_follows_fields_loaded_late() -> None:
     task.title = "C"  # set before it was ever read: the tracker loads the saved value first
     assert task._logux_tracker.previous("title") == "A"  # type: ignore[attr-defined]
     assert task._logux_tracker.has_changed("title")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("loaded", [None, ("id",), ("id", "title"), ("id", "project")])
+def test_the_trackers_snapshot_is_model_utils_own(loaded: tuple[str, ...] | None) -> None:
+    from model_utils.tracker import FieldInstanceTracker
+
+    project = Project.objects.create(name="1")
+    Task.objects.create(id="t1", title="A", project=project)
+    for task in (Task.objects.get(pk="t1") if loaded is None else Task.objects.only(*loaded).get(pk="t1"), Task()):
+        tracker = task._logux_tracker  # type: ignore[attr-defined]
+        assert type(tracker) is not FieldInstanceTracker
+        assert tracker.current() == FieldInstanceTracker.current(tracker)
+        assert tracker.current(["title"]) == FieldInstanceTracker.current(tracker, ["title"])
+        ours = dict(tracker.saved_data)
+        FieldInstanceTracker.set_saved_fields(tracker)
+        assert ours == tracker.saved_data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -10,7 +11,7 @@ from django.db.models.query_utils import DeferredAttribute
 from django.db.models.signals import class_prepared
 from django.utils import timezone
 from model_utils import FieldTracker
-from model_utils.tracker import DescriptorWrapper, FullDescriptorWrapper
+from model_utils.tracker import DescriptorWrapper, FieldInstanceTracker, FullDescriptorWrapper, lightweight_deepcopy
 
 from . import broadcast
 from .clocks import clock_of, server_meta
@@ -262,6 +263,13 @@ class LoguxSynced(models.Model):
         return bool(user.has_perm(perm) or user.has_perm(perm, self))
 
 
+def _reads_dict(descriptor: Any) -> bool:
+    """Does the descriptor return a loaded value straight from the instance dict (Django's column one)?"""
+    if isinstance(descriptor, _LoadedFieldsFirst):
+        return descriptor.reads_dict
+    return getattr(type(descriptor), "__get__", None) is DeferredAttribute.__get__
+
+
 class _LoadedFieldsFirst:
     """Mixed into model_utils' descriptor wrappers: a read or write that its deferred-fields check
     cannot affect skips the check (`get_deferred_fields()` walks every field of the model, and the
@@ -275,8 +283,7 @@ class _LoadedFieldsFirst:
         attnames = {field.attname for field in model._meta.concrete_fields}
         # Only a concrete field's attname can be deferred (for a relation's name the check is always false).
         self.deferrable = field_name in attnames
-        # A plain column descriptor returns the instance dict's value once it is there.
-        self.reads_dict = self.deferrable and type(descriptor).__get__ is DeferredAttribute.__get__
+        self.reads_dict = self.deferrable and _reads_dict(descriptor)
         self.setter = getattr(descriptor, "__set__", None)
 
     def __get__(self, instance: Any, owner: Any) -> Any:
@@ -309,8 +316,52 @@ class _FullWrapper(_LoadedFieldsFirst, FullDescriptorWrapper[Any]):
     pass
 
 
+# Values whose deep copy is the value itself.
+_ATOMIC = frozenset({str, int, float, bool, bytes, type(None)})
+
+
+@functools.cache
+def _columns(model: type[models.Model]) -> tuple[frozenset[str], frozenset[str]]:
+    """The model's column attnames, and those whose descriptor reads a loaded value from the instance dict."""
+    attnames = frozenset(field.attname for field in model._meta.concrete_fields)
+    return attnames, frozenset(name for name in attnames if _reads_dict(getattr(model, name, None)))
+
+
+class _InstanceTracker(FieldInstanceTracker):
+    """model_utils' per-instance tracker; `current` and `set_saved_fields` give the same results
+    without the deferred-fields scan, the wrapped descriptors and deep copies of immutable values.
+    They run when every instance is built and after every save."""
+
+    def current(self, fields: Iterable[str] | None = None) -> dict[str, Any]:
+        instance = self.instance
+        data = instance.__dict__
+        attnames, plain = _columns(type(instance))
+        if fields is None:  # all but the deferred ones: column attnames missing from the dict
+            fields = [name for name in self.fields if name in data or name not in attnames]
+        values = {}
+        for name in fields:
+            attname = self.field_map[name]
+            values[name] = data[attname] if attname in plain and attname in data else getattr(instance, attname)
+        return values
+
+    def set_saved_fields(self, fields: Iterable[str] | None = None) -> None:
+        if not self.instance.pk:
+            self.saved_data = {}
+        elif fields is None:
+            self.saved_data = self.current()
+        else:
+            self.saved_data.update(**self.current(fields=fields))
+        saved = self.saved_data
+        for name, value in saved.items():  # model_utils copies them against in-place changes
+            if type(value) not in _ATOMIC:
+                saved[name] = lightweight_deepcopy(value)
+
+
 class _Tracker(FieldTracker):
-    """django-model-utils' FieldTracker, with cheaper descriptor wrappers for loaded fields."""
+    """django-model-utils' FieldTracker, with cheaper descriptor wrappers for loaded fields and a
+    cheaper snapshot of the saved values."""
+
+    tracker_class = _InstanceTracker
 
     def finalize_class(self, sender: type[models.Model], **kwargs: Any) -> None:
         super().finalize_class(sender, **kwargs)
