@@ -269,3 +269,17 @@ def test_each_thread_keeps_its_own_batch(logux: FakeLogux) -> None:
         thread.join()
         assert mine is not None and mine.pending(connections["default"]) and seen == [None]
     assert ids(logux.requests) == [["a"]]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"change": {"plural": "tasks", "fields": {"title": 'Ünïcode ✓ "q" \\n\n', "n": 1.5, "big": 2**70}}},
+        {"raw": [{"type": "x", "list": [None, True, False, -0.0, 1e300]}, {"id": "1 a:b:c 0", "time": 1}]},
+        {"nan": float("nan"), "inf": float("inf"), "empty": {}, "nested": [[[]]]},
+    ],
+)
+def test_payload_text_is_json_dumps(payload: dict[str, Any]) -> None:
+    import json
+
+    assert broadcast.payload_text(payload) == json.dumps(payload)

@@ -11,16 +11,18 @@ from __future__ import annotations
 import contextvars
 import datetime
 import functools
+import json
 import logging
 import time
 import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.backends.base.operations import BaseDatabaseOperations
 from django.utils import timezone
 
 from ..client import add_batch
@@ -148,8 +150,8 @@ _INSERT_COLUMNS = ("payload", "batch", "created_at", "attempts", "next_attempt_a
 
 
 @functools.lru_cache(maxsize=8)
-def _insert_sql(vendor: str, using: str) -> tuple[str, Any]:
-    """The outbox INSERT for a backend, and the JSON encoder of the payload column."""
+def _insert_sql(vendor: str, using: str) -> tuple[str, Callable[[dict[str, Any]], Any]]:
+    """The outbox INSERT for a backend, and the adapter of a payload for it."""
     from .models import LoguxOutbox
 
     quote = connections[using].ops.quote_name
@@ -157,7 +159,31 @@ def _insert_sql(vendor: str, using: str) -> tuple[str, Any]:
     columns = ", ".join(quote(opts.get_field(name).column) for name in _INSERT_COLUMNS)  # type: ignore[union-attr, arg-type]
     placeholders = ", ".join(["%s"] * len(_INSERT_COLUMNS))
     encoder = opts.get_field("payload").encoder  # type: ignore[union-attr]
-    return f"INSERT INTO {quote(opts.db_table)} ({columns}) VALUES ({placeholders})", encoder
+    sql = f"INSERT INTO {quote(opts.db_table)} ({columns}) VALUES ({placeholders})"
+    adapt = connections[using].ops.adapt_json_value
+    if encoder is None and getattr(adapt, "__func__", None) is BaseDatabaseOperations.adapt_json_value:
+        return sql, payload_text  # the base adapter is json.dumps()
+    return sql, functools.partial(adapt, encoder=encoder)
+
+
+# json.dumps() builds a C encoder on every call, which costs more than encoding one payload. This is
+# the encoder json.dumps(value) builds (its default arguments, in the order JSONEncoder.iterencode
+# passes them), made once; without the circular-reference check, as payloads are made of wire values.
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+_C_ENCODE = (
+    None
+    if _c_make_encoder is None
+    else _c_make_encoder(
+        None, json.JSONEncoder().default, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
+    )
+)
+
+
+def payload_text(payload: dict[str, Any]) -> str:
+    """`json.dumps(payload)`."""
+    if _C_ENCODE is None:
+        return json.dumps(payload)
+    return "".join(_C_ENCODE(payload, 0))
 
 
 def _now(connection: Any) -> Any:
@@ -169,9 +195,8 @@ def _insert(cursor: Any, payloads: list[dict[str, Any]], key: str, now: Any) -> 
     # Plain SQL and the backend's own adapters: this runs once per saved row, and the ORM's insert
     # machinery (or the fields' get_db_prep_save) costs more than the row.
     connection = cursor.db
-    sql, encoder = _insert_sql(connection.vendor, connection.alias)
-    adapt = connection.ops.adapt_json_value
-    rows = [(adapt(payload, encoder), key, now, 0, now, "") for payload in payloads]
+    sql, adapt = _insert_sql(connection.vendor, connection.alias)
+    rows = [(adapt(payload), key, now, 0, now, "") for payload in payloads]
     if len(rows) == 1:
         cursor.execute(sql, rows[0])
     else:
