@@ -96,7 +96,7 @@ class MetaId:
             ms, counter = int(parts[0]), int(parts[2])
         except ValueError:
             raise ProtocolError(f"meta.id {raw!r} has a non-numeric time or counter") from None
-        return cls(ms=ms, node_id=parts[1], counter=counter)
+        return cls(ms, parts[1], counter)
 
     @property
     def user_id(self) -> str | None:
@@ -120,10 +120,11 @@ class Meta:
     __slots__ = ("_raw", "parsed_id", "time")
 
     def __init__(self, raw: Mapping[str, Any] | str):
-        if isinstance(raw, str):
-            raw = json.loads(raw)
-        if not isinstance(raw, Mapping):
-            raise ProtocolError("meta must be an object")
+        if type(raw) is not dict:  # a parsed body's meta is a dict: skip the slower ABC check
+            if isinstance(raw, str):
+                raw = json.loads(raw)
+            if not isinstance(raw, Mapping):
+                raise ProtocolError("meta must be an object")
         self._raw: RawMeta = dict(raw)
         self.parsed_id = MetaId.parse(self._raw.get("id"))  # type: ignore[arg-type]
         time = self._raw.get("time", self.parsed_id.ms)
