@@ -337,9 +337,14 @@ def verify(server: Server, workloads: list[Workload]) -> int:
 
 
 def ratio(cells: dict[tuple[str, int, str], Cell], workload: str, concurrency: int, pair: str) -> float | None:
+    """The median over rounds of the round's req/s ratio. The back ends of one round run back to back,
+    so a round's ratio compares them under the same machine load; a ratio of the back ends' median
+    rounds could pair a quiet round of one with a busy round of the other."""
     top, bottom = pair.split("/")
     a, b = cells.get((workload, concurrency, top)), cells.get((workload, concurrency, bottom))
-    return a.rps / b.rps if a and b else None
+    if not a or not b:
+        return None
+    return statistics.median(x.rps / y.rps for x, y in zip(a.results, b.results, strict=True))
 
 
 def report(cells: dict[tuple[str, int, str], Cell], workloads: list[str], levels: list[int]) -> list[dict[str, Any]]:
