@@ -10,7 +10,7 @@ import decimal
 import json
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,23 +52,42 @@ def _default(value: Any) -> Any:
 
 _ENCODER = json.JSONEncoder(default=_default, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
-# JSONEncoder.encode() builds its C encoder again on every call, which costs more than encoding a
-# few answers. The same C encoder (same arguments, in the order JSONEncoder.iterencode passes them) is
-# built once here, without the circular-reference check, whose state is per call: a cycle in a
-# handler's action ends in RecursionError instead of ValueError.
-_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
-_C_ENCODE = (
-    None
-    if _c_make_encoder is None
-    else _c_make_encoder(None, _default, json.encoder.encode_basestring_ascii, None, ":", ",", True, False, False)
-)
+
+def encoder_function(encoder: json.JSONEncoder) -> Callable[[Any], str]:
+    """`encoder.encode`, with its C encoder built once.
+
+    JSONEncoder.encode() builds the C encoder again on every call, which costs more than encoding an
+    answer or an outbox payload. This one is built once with the arguments JSONEncoder.iterencode
+    passes it, without the circular-reference check (its state is per call): a cycle in a value ends
+    in RecursionError instead of ValueError."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None or encoder.indent is not None:
+        return encoder.encode
+    quote = json.encoder.encode_basestring_ascii if encoder.ensure_ascii else json.encoder.encode_basestring
+    c_encode = make(
+        None,
+        encoder.default,
+        quote,
+        None,
+        encoder.key_separator,
+        encoder.item_separator,
+        encoder.sort_keys,
+        encoder.skipkeys,
+        encoder.allow_nan,
+    )
+
+    def encode(value: Any) -> str:
+        return "".join(c_encode(value, 0))
+
+    return encode
+
+
+_encode = encoder_function(_ENCODER)
 
 
 def dumps(value: Any) -> str:
     """Serialize for the wire: sorted keys, because Logux compares actions as JSON strings."""
-    if _C_ENCODE is None:
-        return _ENCODER.encode(value)
-    return "".join(_C_ENCODE(value, 0))
+    return _encode(value)
 
 
 def _utf16(text: str) -> bytes:

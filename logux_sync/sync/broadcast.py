@@ -28,7 +28,7 @@ from django.utils import timezone
 from ..client import add_batch
 from ..conf import logux_settings
 from ..exceptions import LoguxServerError
-from ..protocol import Action, RawMeta
+from ..protocol import Action, RawMeta, encoder_function
 from .clocks import derived_id
 
 if TYPE_CHECKING:
@@ -166,24 +166,8 @@ def _insert_sql(vendor: str, using: str) -> tuple[str, Callable[[dict[str, Any]]
     return sql, functools.partial(adapt, encoder=encoder)
 
 
-# json.dumps() builds a C encoder on every call, which costs more than encoding one payload. This is
-# the encoder json.dumps(value) builds (its default arguments, in the order JSONEncoder.iterencode
-# passes them), made once; without the circular-reference check, as payloads are made of wire values.
-_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
-_C_ENCODE = (
-    None
-    if _c_make_encoder is None
-    else _c_make_encoder(
-        None, json.JSONEncoder().default, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
-    )
-)
-
-
-def payload_text(payload: dict[str, Any]) -> str:
-    """`json.dumps(payload)`."""
-    if _C_ENCODE is None:
-        return json.dumps(payload)
-    return "".join(_C_ENCODE(payload, 0))
+# `json.dumps(payload)` (the base adapter), with the C encoder built once.
+payload_text = encoder_function(json.JSONEncoder())
 
 
 def _now(connection: Any) -> Any:
