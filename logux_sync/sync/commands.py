@@ -270,6 +270,10 @@ class RowChannel(SyncedChannel):
         return snapshot(opts, obj, self.since_time())
 
 
+# Rows fetched from the database at a time by a list load (not the whole list: it may be large).
+LOAD_CHUNK = 500
+
+
 class ListChannel(SyncedChannel):
     """`<plural>` with a filter (`createFilter`) or a derived channel such as `projects/<id>/tasks`."""
 
@@ -302,13 +306,14 @@ class ListChannel(SyncedChannel):
         encode = RowEncoder(opts, self.mark_rows_subscribed)
         if self.model.logux_can_read_all(self.user):
             # Every row is readable: read plain values, no model instances.
-            for pk, *values, clocks in rows.values_list("pk", *opts.attnames, "logux_clocks"):
+            values_rows = rows.values_list("pk", *opts.attnames, "logux_clocks")
+            for pk, *values, clocks in values_rows.iterator(chunk_size=LOAD_CHUNK):
                 wire_id = str(pk)
                 present.add(wire_id)
                 yield from encode(wire_id, values, clocks, since)
         else:
             attnames = opts.attnames
-            for obj in rows:
+            for obj in rows.iterator(chunk_size=LOAD_CHUNK):
                 wire_id = opts.wire_id(obj)
                 present.add(wire_id)
                 if obj.logux_can_read(self.user):
