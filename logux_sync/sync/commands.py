@@ -183,30 +183,43 @@ def snapshot_values(
     With `as_created`, a row sent whole opens with `<plural>/created` carrying every field at its
     oldest clock, then `changed` for the newer groups: @logux/client's createFilter adds a row on
     `created` at once, while it builds a row from `changed` a microtask late and misses the next one."""
-    clocks = clocks or {}
-    groups: dict[tuple[float, str], dict[str, Any]] = {}
-    everything: dict[str, Any] = {}
-    for name, value in zip(opts.fields, values, strict=True):
+    wire = [to_wire(value) for value in values]
+    created, changed = clock_groups(opts.fields, wire, clocks, since, as_created)
+    pairs: list[tuple[Action, RawMeta]] = []
+    if created is not None:
+        action = {"type": f"{opts.plural}/created", "id": wire_id, "fields": dict(zip(opts.fields, wire, strict=True))}
+        pairs.append((action, _load_meta(*created)))
+    for clock, fields in changed:
+        pairs.append(({"type": f"{opts.plural}/changed", "id": wire_id, "fields": fields}, _load_meta(*clock)))
+    return pairs
+
+
+Clock = tuple[float, str]
+
+
+def clock_groups(
+    fields: tuple[str, ...], values: list[Any], clocks: Any, since: float | None, as_created: bool
+) -> tuple[Clock | None, list[tuple[Clock, dict[str, Any]]]]:
+    """A row's fields grouped by the `(time, id)` of the edit that last set them, oldest first, without
+    the groups older than `since`. With `as_created` and nothing left out, the oldest group is returned
+    apart: the row goes out whole at that clock (`created`), then the newer groups (`changed`)."""
+    stored = [clocks.get(name) for name in fields] if clocks else [None] * len(fields)
+    if stored.count(stored[0]) == len(stored):  # one clock for the whole row: the common case
+        clock = clock_meta(stored[0])
+        key = (clock["time"], clock["id"]) if clock else (0, "")
+        if since is not None and key[0] < since:
+            return None, []
+        return (key, []) if as_created else (None, [(key, dict(zip(fields, values, strict=True)))])
+    groups: dict[Clock, dict[str, Any]] = {}
+    for name, value in zip(fields, values, strict=True):
         clock = clock_meta(clocks.get(name))
         key = (clock["time"], clock["id"]) if clock else (0, "")
-        wire = to_wire(value)
-        everything[name] = wire
-        if since is not None and key[0] < since:
-            continue
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = {}
-        group[name] = wire
+        if since is None or key[0] >= since:
+            groups.setdefault(key, {})[name] = value
     ordered = sorted(groups.items(), key=lambda item: item[0][0])
-    pairs: list[tuple[Action, RawMeta]] = []
-    if as_created and ordered and len(everything) == sum(len(fields) for _, fields in ordered):
-        (time, clock_id), _ = ordered.pop(0)
-        action = {"type": f"{opts.plural}/created", "id": wire_id, "fields": everything}
-        pairs.append((action, _load_meta(time, clock_id)))
-    for (time, clock_id), fields in ordered:
-        action = {"type": f"{opts.plural}/changed", "id": wire_id, "fields": fields}
-        pairs.append((action, _load_meta(time, clock_id)))
-    return pairs
+    if as_created and ordered and len(fields) == sum(len(group) for _, group in ordered):
+        return ordered[0][0], ordered[1:]
+    return None, ordered
 
 
 def _load_meta(time: float, clock_id: str) -> RawMeta:
@@ -361,43 +374,20 @@ class RowEncoder:
         if self.subscribed_start is not None:
             channel = self.subscribed_start + quoted_id[1:]
             out.append(EncodedPair('{"channel":' + channel + ',"type":"logux/subscribed"}'))
-        stored = [clocks.get(name) for name in fields] if clocks else [None] * len(fields)
-        first = stored[0]
-        if stored.count(first) == len(stored):  # one clock for the whole row: the common case
-            clock = clock_meta(first)
-            time, clock_id = (clock["time"], clock["id"]) if clock else (0, "")
-            if since is None or time >= since:
-                action = '{"fields":' + dumps(dict(zip(fields, values, strict=True))) + ',"id":' + quoted_id
-                out.append(EncodedPair(action + self.created_end, _encoded_meta(time, clock_id)))
-            return out
-        # Fields grouped by the edit that set them, oldest first, as snapshot_values() does.
-        groups: dict[tuple[float, str], dict[str, Any]] = {}
-        for name, value, raw_clock in zip(fields, values, stored, strict=True):
-            clock = clock_meta(raw_clock)
-            key = (clock["time"], clock["id"]) if clock else (0, "")
-            if since is None or key[0] >= since:
-                groups.setdefault(key, {})[name] = value
-        ordered = sorted(groups.items(), key=lambda item: item[0][0])
-        end = self.created_end
-        if ordered and len(fields) == sum(len(group) for _, group in ordered):
-            (time, clock_id), _ = ordered.pop(0)
+        created, changed = clock_groups(fields, values, clocks, since, as_created=True)
+        if created is not None:
             action = '{"fields":' + dumps(dict(zip(fields, values, strict=True))) + ',"id":' + quoted_id
-            out.append(EncodedPair(action + end, _encoded_meta(time, clock_id)))
-        end = self.changed_end
-        for (time, clock_id), group in ordered:
+            out.append(EncodedPair(action + self.created_end, _encoded_meta(*created)))
+        for clock_key, group in changed:
             action = '{"fields":' + dumps(group) + ',"id":' + quoted_id
-            out.append(EncodedPair(action + end, _encoded_meta(time, clock_id)))
+            out.append(EncodedPair(action + self.changed_end, _encoded_meta(*clock_key)))
         return out
 
 
 def _encoded_meta(time: float, clock_id: str) -> str:
-    """`_load_meta()` as the members of an encoded meta."""
-    if not time:
-        return ""
-    encoded_time = str(time) if type(time) is int else dumps(time)
-    if clock_id.count(" ") != 2:
-        return f'"time":{encoded_time},'
-    return f'"id":{quote(derived_id(clock_id))},"time":{encoded_time},'
+    """`_load_meta()` as the members of an encoded meta (each followed by a comma)."""
+    meta = _load_meta(time, clock_id)
+    return dumps(meta)[1:-1] + "," if meta else ""
 
 
 class DerivedChannel(ListChannel):
