@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from logux_sync.exceptions import LoguxServerError
 from logux_sync.sync import broadcast
@@ -242,17 +242,60 @@ def test_a_transactions_rows_share_its_batch_and_time(logux: FakeLogux) -> None:
     assert ids(logux.requests) == [["a", "b", "c"]]
 
 
-def test_outbox_writes_show_in_captured_queries(logux: FakeLogux) -> None:
+def test_a_transactions_outbox_rows_are_one_insert_at_commit_in_captured_queries(logux: FakeLogux) -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    with transaction.atomic():
-        Task.objects.create(id="a", title="A")  # the batch's first row, written without query logging
-        with CaptureQueriesContext(connection) as captured:
-            Task.objects.create(id="b", title="B")
     outbox = LoguxOutbox._meta.db_table
-    assert sum(outbox in query["sql"] and "INSERT" in query["sql"] for query in captured.captured_queries) == 1
+    with CaptureQueriesContext(connection) as captured, transaction.atomic():
+        for name in "abc":
+            Task.objects.create(id=name, title=name)
+        assert not [q for q in captured.captured_queries if outbox in q["sql"]]  # held back until commit
+    inserts = [q for q in captured.captured_queries if outbox in q["sql"] and "INSERT" in q["sql"]]
+    assert len(inserts) == 1 and inserts[0]["sql"].startswith("3 times: ")
+    assert ids(logux.requests) == [["a", "b", "c"]]
+    assert "commit" not in connection.__dict__  # the pre-commit hook lasts one transaction
+
+
+def test_rows_read_inside_a_savepoint_that_rolls_back_are_written_again(logux: FakeLogux) -> None:
+    with transaction.atomic():
+        Task.objects.create(id="a", title="A")
+        try:
+            with transaction.atomic():
+                assert LoguxOutbox.objects.count() == 1  # written here, inside the savepoint
+                Task.objects.create(id="dropped", title="B")
+                raise RuntimeError
+        except RuntimeError:
+            pass
+        assert list(LoguxOutbox.objects.values_list("payload__change__wire_id", flat=True)) == ["a"]
+        Task.objects.create(id="b", title="B")
     assert ids(logux.requests) == [["a", "b"]]
+    assert not LoguxOutbox.objects.exists()
+
+
+def test_rows_of_a_released_savepoint_commit(logux: FakeLogux) -> None:
+    with transaction.atomic():
+        with transaction.atomic():
+            Task.objects.create(id="inner", title="A")
+        with transaction.atomic():
+            Task.objects.create(id="sibling", title="B")
+        Task.objects.create(id="outer", title="C")
+    assert ids(logux.requests) == [["inner", "sibling", "outer"]]
+
+
+@pytest.mark.parametrize("error", [RuntimeError("bug"), DatabaseError("disk full")])
+def test_a_failed_outbox_write_at_commit_rolls_the_transaction_back(
+    logux: FakeLogux, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    def fail(cursor: Any, rows: list[Any]) -> None:
+        raise error
+
+    with monkeypatch.context() as patched, pytest.raises(type(error)), transaction.atomic():
+        patched.setattr(broadcast, "_insert", fail)
+        Task.objects.create(id="a", title="A")
+    assert not Task.objects.exists() and not LoguxOutbox.objects.exists() and logux.requests == []
+    Task.objects.create(id="b", title="B")  # the connection is usable again
+    assert ids(logux.requests) == [["b"]]
 
 
 def test_each_thread_keeps_its_own_batch(logux: FakeLogux) -> None:
@@ -263,11 +306,11 @@ def test_each_thread_keeps_its_own_batch(logux: FakeLogux) -> None:
     seen: list[object] = []
     with transaction.atomic():
         Task.objects.create(id="a", title="A")
-        mine = broadcast._batches.get(connections["default"])
-        thread = threading.Thread(target=lambda: seen.append(broadcast._batches.get(connections["default"])))
+        mine = broadcast._pending.get(connections["default"])
+        thread = threading.Thread(target=lambda: seen.append(broadcast._pending.get(connections["default"])))
         thread.start()
         thread.join()
-        assert mine is not None and mine.pending(connections["default"]) and seen == [None]
+        assert mine is not None and mine.current(connections["default"]) and seen == [None]
     assert ids(logux.requests) == [["a"]]
 
 

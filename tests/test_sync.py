@@ -455,7 +455,7 @@ def test_a_failing_after_commit_delivery_is_logged_not_raised(
     with transaction.atomic():
         Note.objects.create(id="n1", text="x", owner=ann)
     assert Note.objects.filter(id="n1").exists()
-    assert any("_Batch" in r.getMessage() and r.exc_info for r in caplog.records), caplog.text
+    assert any("_Chunk" in r.getMessage() and r.exc_info for r in caplog.records), caplog.text
 
 
 def test_derived_ids_order_like_the_edit_they_come_from() -> None:

@@ -420,6 +420,13 @@ class LoguxSubscription(models.Model):
         return f"{self.node_id} → {self.plural} {self.filter_key}"
 
 
+class LoguxOutboxManager(models.Manager["LoguxOutbox"]):
+    def get_queryset(self) -> models.QuerySet[LoguxOutbox]:
+        # A transaction's outbox rows are written when it commits; a query inside it sees them too.
+        broadcast.flush_outbox()
+        return super().get_queryset()
+
+
 class LoguxOutbox(models.Model):
     """An action waiting for the Logux server, written in the transaction of the change that made it."""
 
@@ -430,6 +437,8 @@ class LoguxOutbox(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     last_error = models.TextField(blank=True, default="")
+
+    objects = LoguxOutboxManager()
 
     class Meta:
         app_label = "logux_sync"
