@@ -626,6 +626,33 @@ def test_the_tracker_still_follows_fields_loaded_late() -> None:
     assert task._logux_tracker.has_changed("title")  # type: ignore[attr-defined]
 
 
+def test_a_failed_save_leaves_its_changes_to_the_next_save(changes: list[broadcast.Change]) -> None:
+    from django.db.models.signals import pre_save
+
+    Task.objects.create(id="t1", title="A")
+    task = Task.objects.get(pk="t1")
+    task.title = "B"
+
+    def fail(**kwargs: Any) -> None:
+        raise RuntimeError("refused")
+
+    pre_save.connect(fail, sender=Task, dispatch_uid="test.fail")
+    try:
+        with pytest.raises(RuntimeError):
+            task.save()
+    finally:
+        pre_save.disconnect(sender=Task, dispatch_uid="test.fail")
+    assert task._logux_tracker.has_changed("title")  # type: ignore[attr-defined]
+    task.save()
+    assert changes[-1].kind == "changed" and changes[-1].fields == {"title": "B"}
+    assert not task._logux_tracker.has_changed("title")  # type: ignore[attr-defined]
+    task.title = "C"
+    task.done = True
+    task.save(update_fields=["title"])  # `done` is not saved, so it still counts as changed
+    assert changes[-1].fields == {"title": "C"}
+    assert task._logux_tracker.changed() == {"done": False}  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize("loaded", [None, ("id",), ("id", "title"), ("id", "project")])
 def test_the_trackers_snapshot_is_model_utils_own(loaded: tuple[str, ...] | None) -> None:
     from model_utils.tracker import FieldInstanceTracker

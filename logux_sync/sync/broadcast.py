@@ -184,14 +184,26 @@ def _insert_sql(vendor: str, using: str) -> tuple[str, Callable[[dict[str, Any]]
     placeholders = ", ".join(["%s"] * len(_INSERT_COLUMNS))
     encoder = opts.get_field("payload").encoder  # type: ignore[union-attr]
     sql = f"INSERT INTO {quote(opts.db_table)} ({columns}) VALUES ({placeholders})"
-    adapt = connections[using].ops.adapt_json_value
-    if encoder is None and getattr(adapt, "__func__", None) is BaseDatabaseOperations.adapt_json_value:
-        return sql, payload_text  # the base adapter is json.dumps()
-    return sql, functools.partial(adapt, encoder=encoder)
+    ops = connections[using].ops
+    if encoder is None and adapts_json_with_dumps(ops):
+        return sql, payload_text
+    return sql, functools.partial(ops.adapt_json_value, encoder=encoder)
 
 
 # `json.dumps(payload)` (the base adapter), with the C encoder built once.
 payload_text = encoder_function(json.JSONEncoder())
+
+
+_takes_dumps: dict[type[BaseDatabaseOperations], bool] = {}
+
+
+def adapts_json_with_dumps(ops: BaseDatabaseOperations) -> bool:
+    """Does the backend take a JSONField value (without encoder) as `json.dumps(value)`, which
+    `payload_text` makes without building an encoder per call? (SQLite, MySQL, Oracle: yes.)"""
+    known = _takes_dumps.get(type(ops))
+    if known is None:
+        known = _takes_dumps[type(ops)] = type(ops).adapt_json_value is BaseDatabaseOperations.adapt_json_value
+    return known
 
 
 def _now(connection: Any) -> Any:

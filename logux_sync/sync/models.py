@@ -126,6 +126,21 @@ def _reset_trackers(objs: Iterable[Any]) -> None:
 LoguxSyncedManager = models.Manager.from_queryset(LoguxSyncedQuerySet)
 
 
+class ClocksField(models.JSONField):  # type: ignore[type-arg]
+    """The clocks column: a JSONField written with a prebuilt encoder where the backend would call
+    json.dumps(), which builds one for every saved row."""
+
+    def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:
+        if type(value) is dict and self.encoder is None and broadcast.adapts_json_with_dumps(connection.ops):
+            return broadcast.payload_text(value)
+        return super().get_db_prep_value(value, connection, prepared)
+
+    def deconstruct(self) -> Any:
+        name, _path, args, kwargs = super().deconstruct()
+        # Migrations see a JSONField (the same column): they do not depend on this class.
+        return name, "django.db.models.JSONField", args, kwargs
+
+
 class LoguxSynced(models.Model):
     """Mixin for models whose rows live in every subscribed browser (Logux SyncMap on the wire).
 
@@ -135,7 +150,7 @@ class LoguxSynced(models.Model):
     # Per synced field, `[time, id]` of the edit that set its value: the Logux clocks that decide
     # last-write-wins. A column on the row (not a side table) so a snapshot and a conflict check
     # each read one row, and a save writes one row.
-    logux_clocks = models.JSONField(default=dict, editable=False, blank=True)
+    logux_clocks = ClocksField(default=dict, editable=False, blank=True)
 
     objects = LoguxSyncedManager()
 
@@ -172,9 +187,14 @@ class LoguxSynced(models.Model):
         # failure in post_save must not leave the row saved without it. Inside an atomic block that
         # means marking the block for rollback, which costs less than entering another atomic().
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-        if transaction.get_connection(using).in_atomic_block:
-            with transaction.mark_for_rollback_on_error(using):
+        connection = transaction.get_connection(using)
+        if connection.in_atomic_block:
+            try:
                 super().save(*args, **kwargs)
+            except Exception as exc:  # transaction.mark_for_rollback_on_error(), without its generator
+                connection.needs_rollback = True
+                connection.rollback_exc = exc
+                raise
         else:
             with transaction.atomic(using=using, savepoint=False):
                 super().save(*args, **kwargs)
@@ -358,10 +378,29 @@ class _InstanceTracker(FieldInstanceTracker):
 
 
 class _Tracker(FieldTracker):
-    """django-model-utils' FieldTracker, with cheaper descriptor wrappers for loaded fields and a
-    cheaper snapshot of the saved values."""
+    """django-model-utils' FieldTracker, with cheaper descriptor wrappers for loaded fields, a
+    cheaper snapshot of the saved values and a cheaper reset after a save."""
 
     tracker_class = _InstanceTracker
+
+    def _patch(self, model: type[models.Model], method: str, fields_kwarg: str) -> None:
+        if method != "save_base":
+            super()._patch(model, method, fields_kwarg)
+            return
+        # model_utils resets the saved values when save_base() exits, through a context object that
+        # counts nested saves per field. Here they are reset when a save succeeds (a failed one leaves
+        # its changes to be found by the next save), with the same update_fields rule.
+        original = model.save_base
+        attname, tracked = self.attname, self.fields
+
+        @functools.wraps(original)
+        def save_base(instance: models.Model, *args: Any, **kwargs: Any) -> None:
+            original(instance, *args, **kwargs)
+            update_fields = kwargs.get(fields_kwarg)
+            fields = None if update_fields is None else [name for name in update_fields if name in tracked]
+            getattr(instance, attname).set_saved_fields(fields)
+
+        setattr(model, method, save_base)
 
     def finalize_class(self, sender: type[models.Model], **kwargs: Any) -> None:
         super().finalize_class(sender, **kwargs)
