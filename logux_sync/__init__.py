@@ -8,7 +8,7 @@ from .commands import ActionCommand, ChannelCommand
 from .exceptions import LoguxProxyException, Undo
 from .protocol import Action, Meta, is_first_older
 from .registry import actions, channels, logux, register
-from .sync.broadcast import muted
+from .sync.broadcast import add_on_commit, muted
 
 __all__ = [
     "Action",
@@ -21,6 +21,7 @@ __all__ = [
     "actions",
     "add",
     "add_batch",
+    "add_on_commit",
     "channels",
     "is_first_older",
     "logux",

@@ -10,6 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, transaction
 
+import logux_sync
 from logux_sync.exceptions import LoguxServerError
 from logux_sync.sync import broadcast
 from logux_sync.sync.models import LoguxOutbox
@@ -326,3 +327,45 @@ def test_payload_text_is_json_dumps(payload: dict[str, Any]) -> None:
     import json
 
     assert broadcast.payload_text(payload) == json.dumps(payload)
+
+
+def test_add_on_commit_goes_out_with_the_transactions_changes_in_order(logux: FakeLogux) -> None:
+    with transaction.atomic():
+        Task.objects.create(id="a", title="A")
+        logux_sync.add_on_commit({"type": "notes/ping", "id": "p"}, {"channels": ["notes"]})
+        Task.objects.create(id="b", title="B")
+        assert logux.requests == []
+    assert ids(logux.requests) == [["a", "p", "b"]]
+    action, meta = logux.requests[0][1]
+    assert action == {"type": "notes/ping", "id": "p"}
+    assert meta["channels"] == ["notes"] and meta["id"].split(" ")[1].startswith("server:")
+    assert int(meta["id"].split(" ")[0]) == meta["time"]  # fixed when it was added
+    assert not LoguxOutbox.objects.exists()
+
+
+def test_add_on_commit_keeps_a_given_id_and_sends_nothing_after_a_rollback(logux: FakeLogux) -> None:
+    with pytest.raises(RuntimeError), transaction.atomic():
+        logux_sync.add_on_commit({"type": "notes/ping", "id": "lost"})
+        raise RuntimeError
+    assert logux.requests == [] and not LoguxOutbox.objects.exists()
+    logux_sync.add_on_commit({"type": "notes/ping", "id": "kept"}, {"id": "5 server:x 0", "time": 5})  # autocommit
+    assert logux.requests == [[({"type": "notes/ping", "id": "kept"}, {"id": "5 server:x 0", "time": 5})]]
+
+
+def test_add_on_commit_waits_in_the_outbox_while_logux_is_down(logux: FakeLogux) -> None:
+    logux.down = True
+    logux_sync.add_on_commit({"type": "notes/ping", "id": "p"}, {"users": ["1"]})
+    stored = LoguxOutbox.objects.get().payload["raw"]
+    assert stored[0] == {"type": "notes/ping", "id": "p"} and stored[1]["users"] == ["1"]
+    logux.down = False
+    call_command("logux_deliver", "--once", "--ignore-backoff")
+    assert logux.requests == [[(stored[0], stored[1])]]  # the id and time fixed when it was added
+    assert not LoguxOutbox.objects.exists()
+
+
+def test_add_on_commit_refuses_what_json_cannot_carry_at_once(logux: FakeLogux) -> None:
+    with transaction.atomic():
+        with pytest.raises(TypeError):
+            logux_sync.add_on_commit({"type": "notes/ping", "when": object()})
+        Task.objects.create(id="a", title="A")
+    assert ids(logux.requests) == [["a"]]

@@ -358,10 +358,9 @@ def deliver(
             rows = list(qs[:limit])
         if not rows:
             return 0
-        pairs = address([Change.from_json(row.payload) for row in rows if "change" in row.payload], using)
-        raw = [(row.payload["raw"][0], row.payload["raw"][1]) for row in rows if "raw" in row.payload]
+        pairs = _in_row_order(rows, using)
         try:
-            send(pairs + raw)
+            send(pairs)
         except LoguxServerError as exc:
             error = exc
             _inline_paused_until = time.monotonic() + backoff(rows[0].attempts + 1).total_seconds()
@@ -441,7 +440,38 @@ def _target(change: Change, rows: dict[tuple[str, str], Any]) -> Any:
     return rows.get((change.plural, change.wire_id))
 
 
+def _in_row_order(rows: list[LoguxOutbox], using: str) -> list[tuple[Action, RawMeta]]:
+    """The rows' actions in the order they were written: model changes addressed to their readers,
+    and the actions of add_on_commit() as they were given."""
+    changes = [Change.from_json(row.payload) for row in rows if "change" in row.payload]
+    addressed = iter(address_each(changes, using))
+    pairs: list[tuple[Action, RawMeta]] = []
+    for row in rows:
+        if "change" in row.payload:
+            pairs += next(addressed)
+        else:
+            action, meta = row.payload["raw"]
+            pairs.append((action, meta))
+    return pairs
+
+
+def add_on_commit(action: Action, meta: RawMeta | None = None, using: str = DEFAULT_DB_ALIAS) -> None:
+    """`add()` through the outbox: the action is written in the current transaction (at once in
+    autocommit) and goes to Logux after the commit, in the request of the transaction's other
+    actions; while the server is unreachable it waits and is retried like a model change. Its meta
+    `id` and `time` are fixed now unless given. A rolled-back transaction sends nothing."""
+    from .clocks import server_meta
+
+    raw_meta: RawMeta = {**server_meta(), **(meta or {})}
+    enqueue([{"raw": [action, raw_meta]}], using)
+
+
 def address(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[tuple[Action, RawMeta]]:
+    """`address_each()`, flattened."""
+    return [pair for pairs in address_each(changes, using) for pair in pairs]
+
+
+def address_each(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[list[tuple[Action, RawMeta]]]:
     """Each change as `(action, meta)` addressed to nodes, never to a channel as a whole: the nodes
     subscribed to its row, or to a list or derived channel whose filter matches its old or new state,
     and whose user may read the row now. (In proxy mode the Logux server filters nothing per node.)
@@ -458,7 +488,7 @@ def address(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[tuple[
     subscriptions = active_subscriptions({(c.plural, c.wire_id) for c in changes})
     objects = _objects(changes, using)
     users: dict[str, Any] = {}
-    pairs = []
+    addressed = []
     for change in changes:
         opts = synced_models[change.plural]._logux
         obj = _target(change, objects)
@@ -496,14 +526,15 @@ def address(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[tuple[
         meta: RawMeta = {**change.meta, "nodes": nodes}
         if change.exclude_client:
             meta["excludeClients"] = [change.exclude_client]
-        pairs.append((change.action(), meta))
+        pairs: list[tuple[Action, RawMeta]] = [(change.action(), meta)]
         if joined and change.new is not None:
             action = {"type": f"{change.plural}/created", "id": change.wire_id, "fields": change.new}
             pairs.append((action, {"id": derived_id(change.meta["id"]), "time": change.meta["time"], "nodes": joined}))
         if gone:
             action = {"type": f"{change.plural}/deleted", "id": change.wire_id}
             pairs.append((action, {"id": derived_id(change.meta["id"]), "time": change.meta["time"], "nodes": gone}))
-    return pairs
+        addressed.append(pairs)
+    return addressed
 
 
 class Captured(list[tuple[Action, RawMeta]]):

@@ -119,6 +119,8 @@ def test_an_orm_save_and_update_reach_both_clients_live(stack: Stack) -> None:
         assert (seen[user]["title"], seen[user]["column"]) == ("Saved in the shell", "done")
     row = stack.tasks()[seen["id"]]
     assert (row["title"], row["column"]) == ("Saved in the shell", "done")
+    # logux_sync.add_on_commit() in the save's transaction: delivered with it, to the owner's clients only.
+    assert seen["notices"] == {"alice": [{"type": "board/notice", "text": "saved in the shell"}], "bob": []}
 
 
 def test_concurrent_edits_of_one_card_converge(stack: Stack) -> None:

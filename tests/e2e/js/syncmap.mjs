@@ -161,12 +161,18 @@ const scenarios = {
     const id = await card(alice, a.Task, 'Before the shell')
     await waitFor(`bob's list shows ${id}`, () => titles(b.list)[id] === 'Before the shell')
 
+    // With the save, in its transaction: an action of our own through the outbox, to the owner only.
     const shell = await managePy(
       config,
-      'from board.models import Task\n' +
-        `task = Task.objects.get(pk=${JSON.stringify(id)})\n` +
-        "task.title = 'Saved in the shell'\n" +
-        'task.save()\n' +
+      'import logux_sync\n' +
+        'from django.db import transaction\n' +
+        'from board.models import Task\n' +
+        'with transaction.atomic():\n' +
+        `    task = Task.objects.get(pk=${JSON.stringify(id)})\n` +
+        "    task.title = 'Saved in the shell'\n" +
+        '    task.save()\n' +
+        "    logux_sync.add_on_commit({'type': 'board/notice', 'text': 'saved in the shell'}, " +
+        "{'users': [str(task.owner_id)]})\n" +
         `Task.objects.filter(pk=${JSON.stringify(id)}).update(column='done')\n` +
         "print('shell done')\n"
     )
@@ -177,11 +183,18 @@ const scenarios = {
         return value && value.title === 'Saved in the shell' && value.column === 'done'
       })
     }
+    const notices = client =>
+      client.wire
+        .filter(message => message[0] === 'sync')
+        .flatMap(message => message.slice(2).filter((_, i) => i % 2 === 0))
+        .filter(action => action.type === 'board/notice')
+    await waitFor("alice receives the shell's notice", () => notices(alice).length > 0)
     return {
       alice: valueIn(a.list, id),
       arrived,
       bob: valueIn(b.list, id),
       id,
+      notices: { alice: notices(alice), bob: notices(bob) },
       shell
     }
   },
