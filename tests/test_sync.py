@@ -626,6 +626,38 @@ def test_the_tracker_still_follows_fields_loaded_late() -> None:
     assert task._logux_tracker.has_changed("title")  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("load", ["get", "iterator", "prefetch", "raw", "refresh"])
+def test_rows_however_loaded_send_only_their_changed_fields(changes: list[broadcast.Change], load: str) -> None:
+    project = Project.objects.create(name="p")
+    Task.objects.create(id="t1", title="A", project=project)
+    if load == "get":
+        task = Task.objects.get(pk="t1")
+    elif load == "iterator":
+        task = next(Task.objects.filter(pk="t1").iterator())
+    elif load == "prefetch":
+        task = Project.objects.prefetch_related("task_set").get().task_set.all()[0]
+    elif load == "raw":
+        task = next(iter(Task.objects.raw("SELECT * FROM test_app_task")))
+    else:
+        task = Task.objects.only("id").get()
+        task.refresh_from_db()
+    task.title = "B"
+    task.save()
+    assert (changes[-1].kind, changes[-1].fields) == ("changed", {"title": "B"})
+    assert changes[-1].old is not None and changes[-1].old["title"] == "A"
+
+
+def test_a_new_rows_tracker_takes_its_snapshot_when_saved(changes: list[broadcast.Change]) -> None:
+    task = Task(id="t1", title="A")
+    assert task._logux_tracker.saved_data == {}  # type: ignore[attr-defined]
+    task.save()
+    assert (changes[-1].kind, changes[-1].fields) == ("created", {"title": "A", "done": False, "project": None})
+    assert task._logux_tracker.saved_data == {"title": "A", "done": False, "project": None}  # type: ignore[attr-defined]
+    task.done = True
+    task.save()
+    assert (changes[-1].kind, changes[-1].fields) == ("changed", {"done": True})
+
+
 def test_a_failed_save_leaves_its_changes_to_the_next_save(changes: list[broadcast.Change]) -> None:
     from django.db.models.signals import pre_save
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
-from typing import Any, ClassVar
+from collections.abc import Collection, Iterable
+from typing import Any, ClassVar, Self
 
 from django.db import models, router, transaction
 from django.db.models.query_utils import DeferredAttribute
@@ -199,6 +199,12 @@ class LoguxSynced(models.Model):
             with transaction.atomic(using=using, savepoint=False):
                 super().save(*args, **kwargs)
 
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Collection[str], values: Collection[Any]) -> Self:
+        instance = super().from_db(db, field_names, values)
+        getattr(instance, TRACKER).set_saved_fields()  # the values loaded (see _Tracker.initialize_tracker)
+        return instance
+
     # The FieldTracker wraps each tracked field's descriptor so that every read checks for deferred
     # fields; a loaded field's value is in the instance dict, where those descriptors read it, so the
     # two helpers below read it there and leave deferred fields to the tracker.
@@ -382,6 +388,17 @@ class _Tracker(FieldTracker):
     cheaper snapshot of the saved values and a cheaper reset after a save."""
 
     tracker_class = _InstanceTracker
+
+    def initialize_tracker(self, sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
+        if not isinstance(instance, self.model_class):
+            return
+        tracker = self.tracker_class(instance, self.fields, self.field_map)
+        setattr(instance, self.attname, tracker)
+        # model_utils snapshots every instance it builds. A new row's snapshot is never read (its first
+        # save sends every field, then takes one): only rows loaded from the database need theirs now,
+        # and LoguxSynced.from_db() takes it.
+        tracker.saved_data = {}
+        instance._instance_initialized = True  # type: ignore[attr-defined]
 
     def _patch(self, model: type[models.Model], method: str, fields_kwarg: str) -> None:
         if method != "save_base":
