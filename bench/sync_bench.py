@@ -4,6 +4,7 @@
     python bench/sync_bench.py            # the full run (N = 2000 saves, 10k-row subscribe, 5 repetitions)
     python bench/sync_bench.py --quick    # a smoke run (smaller, fewer repetitions)
     python bench/sync_bench.py --rev HEAD # measure logux_sync as committed at a revision, not the work tree
+    python bench/sync_bench.py --instructions  # instructions per save (valgrind's callgrind): load-proof
 
 Prints a table and writes bench/results/sync.json. Django is configured in-process (DEBUG=False, SQLite
 in a temporary file, the models of bench/syncapp). Every figure is the median of the repetitions; the
@@ -35,6 +36,7 @@ import json
 import os
 import platform
 import pstats
+import re
 import statistics
 import subprocess
 import sys
@@ -271,6 +273,55 @@ def bench_send(n: int, reps: int, sink: type[_Sink]) -> dict[str, Any]:
     }
 
 
+def count_child(model_name: str, phase: str, n: int) -> None:
+    """Under valgrind: N saves of one phase in one transaction with callgrind counting only them."""
+    from django.db import transaction
+    from syncapp import models
+
+    from logux_sync.testing import capture
+
+    def callgrind(switch: str) -> None:
+        subprocess.run(["callgrind_control", "--instr=" + switch, str(os.getpid())], check=True, capture_output=True)
+
+    model = getattr(models, model_name)
+    group = models.Group.objects.first()
+    with capture():
+        for rep in range(2):  # the first repetition warms up
+            objs: list[Any] = []
+            with transaction.atomic():
+                if rep and phase == "create":
+                    callgrind("on")
+                objs += [model.objects.create(id=f"{rep}-{i}", title=f"title {i}", group=group) for i in range(n)]
+                if rep and phase == "create":
+                    callgrind("off")
+            with transaction.atomic():
+                if rep and phase == "change":
+                    callgrind("on")
+                for i, obj in enumerate(objs):
+                    obj.title = f"changed {i}"
+                    obj.save()
+                if rep and phase == "change":
+                    callgrind("off")
+    print(n)
+
+
+def count_instructions(rev: str | None, n: int) -> dict[str, dict[str, float]]:
+    """Thousand instructions per save (create, change) of PlainItem and SyncedItem: no load moves them.
+    The saving code and the commit (where the outbox rows are written) are counted; after-commit work
+    is not (sending is captured)."""
+    counts: dict[str, dict[str, float]] = {}
+    command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=/dev/null"]
+    command += [sys.executable, __file__, "--n", str(n)] + (["--rev", rev] if rev else [])
+    for model in ("PlainItem", "SyncedItem"):
+        for phase in ("create", "change"):
+            out = subprocess.run([*command, "--count-child", model, phase], check=True, capture_output=True, text=True)
+            collected = int(re.findall(r"Collected : (\d+)", out.stderr)[-1])
+            counts.setdefault(phase, {})[model] = collected / n / 1000
+    for row in counts.values():
+        row["ratio"] = row["SyncedItem"] / row["PlainItem"]
+    return counts
+
+
 # ---- 2. subscribe ---------------------------------------------------------------------------------
 
 
@@ -424,8 +475,30 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print cProfile top costs even if targets are met")
     parser.add_argument("--rev", help="measure logux_sync as committed at this git revision (default: work tree)")
     parser.add_argument("--only", choices=["saves", "subscribe"], help="run one part (the other is not measured)")
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions per save with valgrind's callgrind instead"
+    )
+    parser.add_argument("--n", type=int, default=400, help=argparse.SUPPRESS)
+    parser.add_argument("--count-child", nargs=2, metavar=("MODEL", "PHASE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     n, reps, rows, small = (200, 2, 2000, 200) if args.quick else (2000, 5, 10_000, 1000)
+    if args.count_child:
+        with tempfile.TemporaryDirectory(prefix="logux-sync-bench-") as tmp:
+            source = export_rev(args.rev, os.path.join(tmp, "src")) if args.rev else str(ROOT)
+            setup_django(os.path.join(tmp, "db.sqlite3"), 9, source)
+            from syncapp.models import Group
+
+            Group.objects.create(name="g")
+            count_child(*args.count_child, args.n)
+        return
+    if args.instructions:
+        counts = count_instructions(args.rev, args.n)
+        print(f"logux_sync from: {args.rev or 'the work tree'}")
+        print(f"thousand instructions per save, {args.n} saves in one transaction (callgrind)")
+        print(f"{'phase':<8}{'plain':>10}{'synced':>10}{'ratio':>9}")
+        for phase, row in counts.items():
+            print(f"{phase:<8}{row['PlainItem']:>10.1f}{row['SyncedItem']:>10.1f}{row['ratio']:>8.2f}x")
+        return
 
     server = start_sink()
     with tempfile.TemporaryDirectory(prefix="logux-sync-bench-") as tmp:
