@@ -369,3 +369,50 @@ def test_add_on_commit_refuses_what_json_cannot_carry_at_once(logux: FakeLogux) 
             logux_sync.add_on_commit({"type": "notes/ping", "when": object()})
         Task.objects.create(id="a", title="A")
     assert ids(logux.requests) == [["a"]]
+
+
+def test_a_commit_shadowed_before_the_hook_still_runs(logux: FakeLogux, monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.db import connections
+
+    connection = connections["default"]
+
+    commits: list[int] = []
+
+    def counted() -> None:
+        commits.append(LoguxOutbox.objects.count())  # our rows are written before it runs
+        type(connection).commit(connection)
+
+    monkeypatch.setattr(connection, "commit", counted, raising=False)
+    with transaction.atomic():
+        Task.objects.create(id="a", title="A")
+    # The save's commit ran with its outbox row written; then the delivery's, with the row pruned.
+    assert commits == [1, 0] and connection.commit is counted
+    assert ids(logux.requests) == [["a"]] and Task.objects.filter(pk="a").exists()
+
+
+def test_a_commit_replaced_after_the_hook_writes_the_rows_late(
+    logux: FakeLogux, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import functools
+
+    from django.db import connections
+
+    connection = connections["default"]
+    with transaction.atomic():
+        Task.objects.create(id="a", title="A")
+        monkeypatch.setattr(connection, "commit", functools.partial(type(connection).commit, connection), raising=False)
+    assert ids(logux.requests) == [["a"]] and not LoguxOutbox.objects.exists()
+    assert "written after their commit" in caplog.text
+
+
+@pytest.mark.django_db(transaction=False)
+def test_on_commit_callbacks_run_inside_a_test_transaction_send_every_row(
+    logux: FakeLogux, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        Task.objects.create(id="a", title="A")
+        with transaction.atomic():
+            Task.objects.create(id="b", title="B")
+        Task.objects.create(id="c", title="C")
+    assert ids(logux.requests) == [["a", "b", "c"]]
+    assert not LoguxOutbox.objects.exists()

@@ -140,9 +140,16 @@ def enqueue(payloads: list[dict[str, Any]], using: str = DEFAULT_DB_ALIAS) -> No
     if pending is None or not pending.current(connection):
         pending = _Pending(connection, using)
         _pending[connection] = pending
-        if "commit" not in connection.__dict__:
-            connection.commit = functools.partial(_commit_with_outbox, connection)  # type: ignore[method-assign]
+        _hook_commit(connection)
     pending.add(connection, payloads)
+
+
+def _hook_commit(connection: Any) -> None:
+    # Django has no hook that runs before a commit: the connection's commit() is shadowed for the
+    # transaction, to write its outbox rows in it first. One that is shadowed already is kept and called.
+    shadowed = connection.__dict__.get("commit")
+    if getattr(shadowed, "func", None) is not _commit_with_outbox:
+        connection.commit = functools.partial(_commit_with_outbox, connection, shadowed)
 
 
 def flush_outbox() -> None:
@@ -154,10 +161,11 @@ def flush_outbox() -> None:
             pending.flush(connection)
 
 
-def _commit_with_outbox(connection: Any) -> None:
-    # Django has no hook that runs before a commit: enqueue() shadows the connection's commit() with
-    # this once per transaction, to write the transaction's outbox rows in it, then commit.
-    connection.__dict__.pop("commit", None)
+def _commit_with_outbox(connection: Any, shadowed: Callable[[], None] | None) -> None:
+    if shadowed is None:
+        del connection.commit
+    else:
+        connection.commit = shadowed
     pending = _pending.get(connection)
     if pending is not None and pending.current(connection):
         try:
@@ -167,7 +175,7 @@ def _commit_with_outbox(connection: Any) -> None:
             # autocommit, which commits on SQLite: the rows must not commit without their outbox rows.
             connection.rollback()
             raise
-    type(connection).commit(connection)
+    connection.commit()
 
 
 _INSERT_COLUMNS = ("payload", "batch", "created_at", "attempts", "next_attempt_at", "last_error")
@@ -290,12 +298,13 @@ class _Pending:
                 chunk.written = _COMMITTED
 
     def deliver(self) -> None:
-        if not self.delivered:
-            self.delivered = True
-            connection = connections[self.using]
-            if _pending.get(connection) is self:
-                del _pending[connection]
-            deliver_inline(self.key, self.using)
+        if self.delivered:
+            return
+        self.delivered = True
+        connection = connections[self.using]
+        if _pending.get(connection) is self:
+            del _pending[connection]
+        deliver_inline(self.key, self.using)
 
 
 class _Written:
@@ -321,7 +330,21 @@ class _Chunk:
         self.written: _Written | None = None
 
     def __call__(self) -> None:
-        self.pending.deliver()
+        pending = self.pending
+        connection = connections[pending.using]
+        if connection.in_atomic_block:
+            # Run inside the transaction (TestCase's captureOnCommitCallbacks(execute=True)): write
+            # the rows, as a query would.
+            if pending.current(connection):
+                pending.flush(connection)
+        elif self.written is None:
+            # The commit did not go through _commit_with_outbox (the connection's commit() was
+            # replaced after it was hooked): late rather than never.
+            logger.warning("logux_sync: outbox rows of batch %s written after their commit", pending.key)
+            with connection.cursor() as cursor:
+                _insert(cursor, self.rows)
+            self.written = _COMMITTED
+        pending.deliver()
 
 
 def deliver_inline(batch: str, using: str) -> None:
