@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install bridge example test lint bench clean browser-deps
+.PHONY: install bridge example test test-django42 lint bench clean browser-deps
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,11 +36,22 @@ lint: install
 browser-deps:
 	@test -x /usr/bin/chromium || { apt-get update && apt-get install -y chromium; }
 
-test: lint browser-deps
+# The tests that need no servers again on Django 4.2 LTS, the older supported series, in a venv of its own.
+DJ42 := .venv-django42
+$(DJ42)/bin/.installed: pyproject.toml
+	$(PYTHON) -m venv $(DJ42)
+	$(DJ42)/bin/pip install --quiet --upgrade pip
+	$(DJ42)/bin/pip install --quiet -e '.[test]' 'Django>=4.2,<5.0'
+	touch $@
+
+test-django42: $(DJ42)/bin/.installed node_modules/.installed
+	$(DJ42)/bin/pytest -q -m "not e2e" --ignore=tests/e2e --ignore=tests/browser --ignore=tests/bridge
+
+test: lint browser-deps test-django42
 	$(BIN)/pytest
 
 bench: install
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) node_modules logux_sync/bridge/node_modules example_project/db.sqlite3 example_project/.cache
+	rm -rf $(VENV) $(DJ42) node_modules logux_sync/bridge/node_modules example_project/db.sqlite3 example_project/.cache
