@@ -208,6 +208,41 @@ def test_changes_of_a_row_deleted_in_the_same_delivery_reach_only_its_deletion(l
     assert sent == [("tasks/created", []), ("tasks/changed", []), ("tasks/deleted", [node])], sent
 
 
+def test_a_late_change_carries_only_the_fields_no_newer_edit_overwrote(logux: FakeLogux) -> None:
+    # tests/e2e/test_faults.py: a client that loaded a row while the Logux server had been down held a
+    # field under an older clock than its edit (createFilter applied the load's `created` after its
+    # `changed`), and a change that had waited in the outbox then set that field back to its old value.
+    from django.contrib.auth import get_user_model
+
+    from logux_sync.sync.subscriptions import remember
+
+    reader = get_user_model().objects.create_superuser("reader", password="x")
+    node = f"{reader.pk}:c1:t1"
+    remember("tasks", node, str(reader.pk), {}, 3600)
+    task = Task.objects.create(id="a", title="A")
+    logux.down = True
+    task.title, task.done = "B", True
+    task.save()
+    logux.down = False
+    broadcast._inline_paused_until = 0.0
+    task.title = "C"
+    task.save()
+    assert [a.get("fields") for a, _ in logux.requests[-1]] == [{"title": "C"}]
+    broadcast.deliver(ignore_backoff=True)
+    assert [(a["fields"], m["nodes"]) for a, m in logux.requests[-1]] == [({"done": True}, [node])]
+    task.title = "D"
+    task.save()
+    logux.down = True
+    task.title = "E"
+    task.save()
+    logux.down = False
+    Task.objects.filter(pk="a").update(title="F")  # waits too: inline sends pause after a failure
+    broadcast.deliver(ignore_backoff=True)
+    # Every field the first waiting change set was overwritten (by the second): it reaches no one.
+    sent = [(a["fields"], m["nodes"]) for a, m in logux.requests[-1]]
+    assert sent == [({}, []), ({"title": "F"}, [node])], sent
+
+
 def test_a_late_delivery_widens_since_for_resubscribing_clients(logux: FakeLogux, client: Any) -> None:
     import json as _json
 

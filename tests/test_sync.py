@@ -416,9 +416,13 @@ def test_changes_reach_only_matching_readers(endpoint: Endpoint, sent: list) -> 
     )
     sent.clear()
     Note.objects.create(id="n1", text="ann's", owner=ann)
-    [(_, meta)] = sent
-    assert meta["nodes"] == [f"{ann.pk}:a:1"]
-    assert "channels" not in meta
+    # The list node is told the row's channel is covered (as a list load does), then gets the row.
+    assert [(a["type"], m["nodes"]) for a, m in sent] == [
+        ("logux/subscribed", [f"{ann.pk}:a:1"]),
+        ("notes/created", [f"{ann.pk}:a:1"]),
+    ]
+    assert sent[0][0]["channel"] == "notes/n1"
+    assert not any("channels" in meta for _, meta in sent)
 
 
 def test_author_node_is_excluded_from_nodes(endpoint: Endpoint, sent: list) -> None:
@@ -427,8 +431,8 @@ def test_author_node_is_excluded_from_nodes(endpoint: Endpoint, sent: list) -> N
     subscribe(endpoint, "notes", ann.pk, node="b:1", filter={"owner": ann.pk})
     sent.clear()
     edit(endpoint, {"type": "notes/create", "id": "n1", "fields": {"text": "x", "owner": ann.pk}}, f"{ann.pk}:a", 10)
-    [(_, meta)] = sent
-    assert meta["nodes"] == [f"{ann.pk}:b:1"] and meta["excludeClients"] == [f"{ann.pk}:a"]
+    [(_, marked), (_, meta)] = sent
+    assert marked["nodes"] == meta["nodes"] == [f"{ann.pk}:b:1"] and meta["excludeClients"] == [f"{ann.pk}:a"]
 
 
 def test_derived_channel_subscribe(endpoint: Endpoint) -> None:

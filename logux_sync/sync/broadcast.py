@@ -28,8 +28,8 @@ from django.utils import timezone
 from ..client import add_batch
 from ..conf import logux_settings
 from ..exceptions import LoguxServerError
-from ..protocol import Action, RawMeta, encoder_function
-from .clocks import derived_id
+from ..protocol import Action, RawMeta, encoder_function, is_first_older
+from .clocks import clock_meta, derived_id
 
 if TYPE_CHECKING:
     from django.db import models
@@ -489,6 +489,38 @@ def add_on_commit(action: Action, meta: RawMeta | None = None, using: str = DEFA
     enqueue([{"raw": [action, raw_meta]}], using)
 
 
+def _still_current(change: Change, obj: Any) -> dict[str, Any]:
+    """The change's fields that no newer edit has overwritten since (by the row's clocks now).
+
+    A change delivered late (it waited in the outbox while the Logux server was down) may carry values
+    that newer edits of the same fields replaced, and those edits reach the same readers with their own
+    changes. Sending the old values is harmless to a client whose field clocks are exact, but not to
+    one whose clock for a field is older than the edit that set it: @logux/client 0.21's createFilter
+    can build a loaded row from its `changed` actions and only then apply its `created` (the core log
+    emits received actions with reasons a few microtasks after those without), so the row's newer
+    fields end up under the `created` clock, and the old value would win over the current one."""
+    clocks = getattr(obj, "logux_clocks", None) or {}
+    return {
+        name: value
+        for name, value in change.fields.items()
+        if not is_first_older(change.meta, clock_meta(clocks.get(name)))
+    }
+
+
+def _subscribed_marks(opts: LoguxOptions, change: Change, nodes: list[str]) -> list[tuple[Action, RawMeta]]:
+    """`logux/subscribed` for the row's channel, to the list nodes about to get its `created`.
+
+    As a list load does for each row (ListChannel): without it createFilter's store of the new row
+    subscribes to its channel, one more request per row and node. And in @logux/server 0.13.1 a request
+    that ends in `logux/undo` (the row was deleted, or became unreadable, before its subscribe was
+    processed) undoes every action still queued behind it for that client, with reason `error`: after a
+    reconnect those are the client's resubscribes, and its lists then never hear of a change again."""
+    if not nodes:
+        return []
+    action = {"type": "logux/subscribed", "channel": opts.row_channel(change.wire_id)}
+    return [(action, {"id": derived_id(change.meta["id"]), "time": change.meta["time"], "nodes": nodes})]
+
+
 def address(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[tuple[Action, RawMeta]]:
     """`address_each()`, flattened."""
     return [pair for pairs in address_each(changes, using) for pair in pairs]
@@ -504,7 +536,7 @@ def address_each(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[l
     joined the set it may see."""
     from ..commands import load_user
     from .registry import synced_models
-    from .subscriptions import active_subscriptions
+    from .subscriptions import active_subscriptions, is_plural_list
 
     if not changes:
         return []
@@ -515,11 +547,17 @@ def address_each(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[l
     for change in changes:
         opts = synced_models[change.plural]._logux
         obj = _target(change, objects)
+        action = change.action()
+        if obj is not None and change.kind != "deleted":
+            action["fields"] = current = _still_current(change, obj)
+            if not current:
+                obj = None  # every field was overwritten since: the newer edits' own changes tell
         nodes: list[str] = []
         gone: list[str] = []
         joined: list[str] = []
         before: Any = None  # the row as it was, rebuilt on first need
         seen: set[str] = set()
+        listing: set[str] = set()  # nodes that get the row through a createFilter list
         for sub in subscriptions.get(change.plural, ()):
             client = ":".join(sub.node_id.split(":")[:2])
             # A node subscribed several ways (its row and a list) gets each action once.
@@ -531,6 +569,8 @@ def address_each(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[l
             elif not any(s is not None and opts.matches(sub.filter, s) for s in (change.old, change.new)):
                 continue
             seen.add(sub.node_id)
+            if is_plural_list(sub):
+                listing.add(sub.node_id)
             if sub.user_id not in users:
                 users[sub.user_id] = load_user(sub.user_id)
             user = users[sub.user_id]
@@ -549,8 +589,12 @@ def address_each(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[l
         meta: RawMeta = {**change.meta, "nodes": nodes}
         if change.exclude_client:
             meta["excludeClients"] = [change.exclude_client]
-        pairs: list[tuple[Action, RawMeta]] = [(change.action(), meta)]
+        pairs: list[tuple[Action, RawMeta]] = []
+        if change.kind == "created":
+            pairs += _subscribed_marks(opts, change, [n for n in nodes if n in listing])
+        pairs.append((action, meta))
         if joined and change.new is not None:
+            pairs += _subscribed_marks(opts, change, [n for n in joined if n in listing])
             action = {"type": f"{change.plural}/created", "id": change.wire_id, "fields": change.new}
             pairs.append((action, {"id": derived_id(change.meta["id"]), "time": change.meta["time"], "nodes": joined}))
         if gone:

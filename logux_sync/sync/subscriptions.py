@@ -61,9 +61,15 @@ def active_subscriptions(rows: Iterable[tuple[str, str]]) -> dict[str, list[Logu
     match = Q(row_id="") | Q(row_id__in={row_id for _, row_id in rows})
     result: dict[str, list[LoguxSubscription]] = {}
     found = LoguxSubscription.objects.filter(match, plural__in=plurals, expires_at__gt=timezone.now())
-    for sub in found.only("node_id", "user_id", "plural", "filter", "row_id"):
+    for sub in found.only("node_id", "user_id", "plural", "filter", "row_id", "filter_key"):
         result.setdefault(sub.plural, []).append(sub)
     return result
+
+
+def is_plural_list(sub: LoguxSubscription) -> bool:
+    """Is this a subscription to the plural channel with a filter (`createFilter`), whose load marks
+    each row's channel subscribed on the client (not a row, nor a derived channel)?"""
+    return not sub.row_id and sub.filter_key == subscription_key(sub.plural, sub.filter)
 
 
 def prune() -> int:

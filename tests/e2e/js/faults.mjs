@@ -3,8 +3,11 @@
 // them back and resubscribes. When the test writes config.expected (the database's final state per
 // user and list), this waits until every list equals it (or the timeout), then writes config.out.
 //
+// While it runs it keeps config.status up to date: {name: how many times that client got synchronized
+// after being offline}, so that the test crashes the server again only once every client is back.
+//
 // Usage: node faults.mjs '<config JSON>'
-// config: {url, users: {name: {id, token}}, filters: {label: filter}, ready, expected, out, timeout}
+// config: {url, users: {name: {id, token}}, filters: {label: filter}, ready, status, expected, out, timeout}
 import { Client, createFilter, syncMapTemplate } from '@logux/client'
 import { Reconnect, WsConnection } from '@logux/core'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
@@ -27,6 +30,8 @@ function differences(got, expected) {
 
 async function main() {
   const state = {}
+  const connects = {}
+  const writeStatus = () => writeFileSync(config.status, JSON.stringify(connects))
   for (const [name, user] of Object.entries(config.users)) {
     const client = newClient(
       { Client, Reconnect, WsConnection, WebSocket },
@@ -35,7 +40,11 @@ async function main() {
     const s = { client, connects: 0, disconnects: 0, resubscribes: [], lists: {} }
     let offline = true
     client.node.on('state', () => {
-      if (client.state === 'synchronized' && offline) s.connects += 1
+      if (client.state === 'synchronized' && offline) {
+        s.connects += 1
+        connects[name] = s.connects
+        writeStatus()
+      }
       if (client.state === 'disconnected') s.disconnects += 1
       offline = client.state === 'disconnected' || (offline && client.state !== 'synchronized')
       log(name, 'state', client.state)
