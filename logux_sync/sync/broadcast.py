@@ -111,6 +111,10 @@ def make_change(
     )
 
 
+# A deletion goes out a second time this long (seconds) after the first, see queue_changes().
+DELETE_ECHO_S = 10
+
+
 def queue_changes(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> None:
     """Record changes in the outbox; they are sent when the surrounding transaction commits."""
     if changes and not is_muted():
@@ -125,6 +129,31 @@ def queue_changes(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> None:
                 )
                 for c in deleted
             )
+            _queue_echoes(deleted, using)
+
+
+def _queue_echoes(deleted: list[Change], using: str) -> None:
+    """Send each deletion again DELETE_ECHO_S later (logux_deliver does), under an id of its own.
+
+    @logux/client 0.21 handles a received action its log keeps (a `created` or `changed` of a row a
+    list shows) a few microtasks after one it does not keep (`deleted`): the core log awaits a store
+    write for the first and only a lookup for the second. So when a row's `deleted` reaches a client in
+    the same network read as an earlier `changed` of it (a list load that read the row just before it
+    was deleted, while the client catches up after a reconnect), the deletion runs first and
+    createFilter then puts the row back from the `changed`, for good. Nothing about a deleted row is
+    sent after its deletion, so the second `deleted`, read well after, removes it; a client that has
+    no such row ignores it."""
+    echoes = []
+    for change in deleted:
+        echo = Change(**{**change.__dict__, "meta": {**change.meta, "id": derived_id(change.meta["id"])}})
+        echoes.append({**echo.to_json(), "echo": True})
+    connection = connections[using]
+    now = timezone.now()
+    due = now + datetime.timedelta(seconds=DELETE_ECHO_S)
+    adapt = connection.ops.adapt_datetimefield_value
+    # Written at once (as the tombstones are), not held back for the commit: a rollback takes them too.
+    with connection.cursor() as cursor:
+        _insert(cursor, _rows(echoes, uuid.uuid4().hex, adapt(now), connection, adapt(due)))
 
 
 def enqueue(payloads: list[dict[str, Any]], using: str = DEFAULT_DB_ALIAS) -> None:
@@ -222,10 +251,12 @@ def _now(connection: Any) -> Any:
 OutboxRow = tuple[Any, str, Any, int, Any, str]
 
 
-def _rows(payloads: list[dict[str, Any]], key: str, now: Any, connection: Any) -> list[OutboxRow]:
-    """Outbox rows' values; the payloads are encoded here, so an unencodable one fails the save."""
+def _rows(payloads: list[dict[str, Any]], key: str, now: Any, connection: Any, due: Any = None) -> list[OutboxRow]:
+    """Outbox rows' values, made `now` and first due `due` (now by default); the payloads are encoded
+    here, so an unencodable one fails the save."""
     adapt = _insert_sql(connection.vendor, connection.alias)[1]
-    return [(adapt(payload), key, now, 0, now, "") for payload in payloads]
+    due = now if due is None else due
+    return [(adapt(payload), key, now, 0, due, "") for payload in payloads]
 
 
 def _insert(cursor: Any, rows: list[OutboxRow]) -> None:
@@ -381,7 +412,8 @@ def deliver(
             rows = list(qs[:limit])
         if not rows:
             return 0
-        pairs = _in_row_order(rows, using)
+        per_row = _in_row_order(rows, using)
+        pairs = [pair for row_pairs in per_row for pair in row_pairs]
         try:
             send(pairs)
         except LoguxServerError as exc:
@@ -392,7 +424,14 @@ def deliver(
         else:
             _inline_paused_until = 0.0
             LoguxOutbox.objects.using(using).filter(id__in=[row.pk for row in rows]).delete()
-            _remember_lateness(pairs, using)
+            # Deletions sent again on purpose (see _queue_echoes()) are not late deliveries.
+            timed = [
+                pair
+                for row, row_pairs in zip(rows, per_row, strict=True)
+                if not row.payload.get("echo")
+                for pair in row_pairs
+            ]
+            _remember_lateness(timed, using)
             return len(rows)
     if raise_errors:  # after the block, so the recorded attempt is committed
         raise error
@@ -463,19 +502,19 @@ def _target(change: Change, rows: dict[tuple[str, str], Any]) -> Any:
     return rows.get((change.plural, change.wire_id))
 
 
-def _in_row_order(rows: list[LoguxOutbox], using: str) -> list[tuple[Action, RawMeta]]:
-    """The rows' actions in the order they were written: model changes addressed to their readers,
-    and the actions of add_on_commit() as they were given."""
+def _in_row_order(rows: list[LoguxOutbox], using: str) -> list[list[tuple[Action, RawMeta]]]:
+    """Each row's actions, in the order the rows were written: model changes addressed to their
+    readers, and the actions of add_on_commit() as they were given."""
     changes = [Change.from_json(row.payload) for row in rows if "change" in row.payload]
     addressed = iter(address_each(changes, using))
-    pairs: list[tuple[Action, RawMeta]] = []
+    per_row: list[list[tuple[Action, RawMeta]]] = []
     for row in rows:
         if "change" in row.payload:
-            pairs += next(addressed)
+            per_row.append(next(addressed))
         else:
             action, meta = row.payload["raw"]
-            pairs.append((action, meta))
-    return pairs
+            per_row.append([(action, meta)])
+    return per_row
 
 
 def add_on_commit(action: Action, meta: RawMeta | None = None, using: str = DEFAULT_DB_ALIAS) -> None:
