@@ -129,13 +129,17 @@ const scenarios = {
   },
 
   // A card bob saw (and whose row channel his client then subscribed to) turns private: its later
-  // edits must not reach him.
+  // edits must not reach him. (His list alone does not subscribe to the row: Django tells the list's
+  // node that the row's channel is covered, so bob opens the card's own store, as a card page would.)
   async turnsPrivate() {
     const { alice, bob, a, b } = await aliceAndBob()
     const id = newId('turns')
     const title = `Turns private ${id}`
     await card(alice, a.Task, 'Public for now', { id })
     await waitFor(`bob's list shows ${id}`, () => id in titles(b.list))
+    const page = syncMapTemplate('tasks')(id, bob)
+    unbinds.push(page.listen(() => {}))
+    await page.loading
     const rowSubscription = JSON.stringify({ channel: `tasks/${id}`, type: 'logux/subscribe' })
     await waitFor(`bob's client subscribed to tasks/${id}`, () => rowSubscription in bob.subscriptions)
     const bobWireBefore = bob.wire.length
