@@ -285,6 +285,7 @@ def test_clients_reach_the_final_state_through_two_logux_crashes(workdir: Path, 
     kept = {name: {i for i in seen[name]["lists"]["all"] if i not in rows} for name in ids}
     report["deleted while offline, still listed"] = {n: len(kept[n] - deleted_seen[n]) for n in ids}
     report["resurrected after their tasks/deleted"] = {n: sorted(kept[n] & deleted_seen[n]) for n in ids}
+    report["put back after their tasks/deleted, until its second sending"] = {n: seen[n]["putBack"] for n in ids}
     print("faults:", json.dumps(report, indent=1))
     assert not leaked
     assert all(seen[name]["connects"] >= 3 for name in ids), report  # connected, and back after each crash
