@@ -150,16 +150,23 @@ async function settled(user) {
   await user.page.waitForSelector('#status[data-state=online]', { timeout: 10000 })
 }
 
-// Waits until the page's client has finished subscribing to these cards' channels. Logux server
-// 0.13.1 never ends a subscription whose client left while Django checked access, and then holds
-// every later action of that client (same client id, after reconnecting) behind it for good.
+// Waits until the page's client has no subscription to these cards' channels in flight: it subscribed,
+// or it never had to (Django tells a list's node that a new card's channel is covered, with
+// `logux/subscribed` before its `tasks/created`). Logux server 0.13.1 never ends a subscription whose
+// client left while Django checked access, and then holds every later action of that client (same
+// client id, after reconnecting) behind it for good.
 async function subscribedTo(user, titles) {
   const ids = []
   for (const title of titles) ids.push(await card(user.page, title).getAttribute('data-id'))
   await within(`${user.name} subscribes to ${titles.join(', ')}`, 3000, () =>
-    user.page.evaluate(wanted => {
-      const channels = Object.keys(window.board.client.subscriptions).map(key => JSON.parse(key).channel)
-      return wanted.every(id => channels.includes(`tasks/${id}`))
+    user.page.evaluate(async wanted => {
+      const client = window.board.client
+      const channels = Object.keys(client.subscriptions).map(key => JSON.parse(key).channel)
+      const inFlight = new Set()
+      await client.log.each((action, meta) => {
+        if (action.type === 'logux/subscribe' && meta.reasons.includes('syncing')) inFlight.add(action.channel)
+      })
+      return wanted.every(id => channels.includes(`tasks/${id}`) || !inFlight.has(`tasks/${id}`))
     }, ids)
   )
 }
