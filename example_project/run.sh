@@ -18,7 +18,10 @@ mkdir -p .logs
 env -u LOGUX_URL -u LOGUX_CONFORMANCE NODE_ENV="${NODE_ENV:-production}" LOGUX_BACKEND="http://127.0.0.1:${DJANGO_PORT}/logux/" LOGUX_PORT="$LOGUX_PORT" \
   node logux_server.mjs > .logs/logux.log 2>&1 &
 LOGUX_PID=$!
-trap 'kill $LOGUX_PID 2>/dev/null || true' EXIT INT TERM
+# The outbox's delivery worker: retries what the Logux server missed, and sends deletions a second time.
+python manage.py logux_deliver > .logs/deliver.log 2>&1 &
+DELIVER_PID=$!
+trap 'kill $LOGUX_PID $DELIVER_PID 2>/dev/null || true' EXIT INT TERM
 
 echo "Board: http://127.0.0.1:${DJANGO_PORT}/ (log in as alice/alice or bob/bob; the admin is at /admin/)"
 echo "Logux server: ws://127.0.0.1:${LOGUX_PORT}/ (log in example_project/.logs/logux.log)"
