@@ -577,9 +577,9 @@ def changes(monkeypatch: pytest.MonkeyPatch) -> list[broadcast.Change]:
     made: list[broadcast.Change] = []
     queue = broadcast.queue_changes
 
-    def recording(changes: list[broadcast.Change], using: str = "default") -> None:
+    def recording(changes: list[broadcast.Change], using: str = "default", connection: Any = None) -> None:
         made.extend(changes)
-        queue(changes, using)
+        queue(changes, using, connection)
 
     monkeypatch.setattr(broadcast, "queue_changes", recording)
     return made

@@ -115,10 +115,11 @@ def make_change(
 DELETE_ECHO_S = 10
 
 
-def queue_changes(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> None:
-    """Record changes in the outbox; they are sent when the surrounding transaction commits."""
+def queue_changes(changes: list[Change], using: str = DEFAULT_DB_ALIAS, connection: Any = None) -> None:
+    """Record changes in the outbox; they are sent when the surrounding transaction commits.
+    (`connection`: `using`'s, when the caller holds it already.)"""
     if changes and not is_muted():
-        enqueue([change.to_json() for change in changes], using)
+        enqueue([change.to_json() for change in changes], using, connection)
         deleted = [change for change in changes if change.kind == "deleted"]
         if deleted:
             from .models import LoguxTombstone
@@ -156,9 +157,10 @@ def _queue_echoes(deleted: list[Change], using: str) -> None:
         _insert(cursor, _rows(echoes, uuid.uuid4().hex, adapt(now), connection, adapt(due)))
 
 
-def enqueue(payloads: list[dict[str, Any]], using: str = DEFAULT_DB_ALIAS) -> None:
+def enqueue(payloads: list[dict[str, Any]], using: str = DEFAULT_DB_ALIAS, connection: Any = None) -> None:
     """Write outbox rows in the current transaction and deliver them once it commits."""
-    connection = connections[using]
+    if connection is None:
+        connection = connections[using]
     if not connection.in_atomic_block:  # autocommit: written and committed at once
         key = uuid.uuid4().hex
         with connection.cursor() as cursor:

@@ -22,7 +22,8 @@ TRACKER = "_logux_tracker"
 
 def stamped(clocks: dict[str, Any] | None, changed: list[str], meta: dict[str, Any]) -> dict[str, Any]:
     """A row's clocks with the `changed` fields set to the edit `meta`."""
-    return {**(clocks or {}), **{name: clock_of(meta) for name in changed}}
+    clock = clock_of(meta)
+    return {**(clocks or {}), **{name: clock.copy() for name in changed}}
 
 
 def _obj_stamp(obj: LoguxSynced) -> dict[str, Any]:
@@ -181,13 +182,14 @@ class LoguxSynced(models.Model):
             self.logux_clocks = stamped(self.logux_clocks, changed, meta)
             if update_fields is not None:
                 kwargs["update_fields"] = {*update_fields, "logux_clocks"}
-        # post_save reads these to broadcast exactly this edit.
-        self._logux_pending = (changed, None if tracker is None else self._old_wire(tracker, changed), meta)
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        connection = transaction.get_connection(using)
+        # post_save reads these to broadcast exactly this edit (and writes it on this connection).
+        old = None if tracker is None else self._old_wire(tracker, changed)
+        self._logux_pending = (changed, old, meta, connection)
         # The row and its outbox entry (written by post_save) commit together, even in autocommit: a
         # failure in post_save must not leave the row saved without it. Inside an atomic block that
         # means marking the block for rollback, which costs less than entering another atomic().
-        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-        connection = transaction.get_connection(using)
         if connection.in_atomic_block:
             try:
                 super().save(*args, **kwargs)

@@ -17,10 +17,11 @@ def on_post_save(
     pending = instance.__dict__.pop("_logux_pending", None)
     if raw or pending is None or not logux_settings.SYNC_ENABLED:
         return
-    changed, old, meta = pending
+    changed, old, meta, connection = pending
     if changed:
         kind = "created" if created else "changed"
-        broadcast.queue_changes([broadcast.make_change(sender._logux, instance, kind, changed, old, meta)], using)
+        change = broadcast.make_change(sender._logux, instance, kind, changed, old, meta)
+        broadcast.queue_changes([change], using, connection)
 
 
 def on_post_delete(sender: type[LoguxSynced], instance: LoguxSynced, using: str, **kw: Any) -> None:
