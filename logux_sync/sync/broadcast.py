@@ -541,10 +541,11 @@ def _still_current(change: Change, obj: Any) -> dict[str, Any]:
     emits received actions with reasons a few microtasks after those without), so the row's newer
     fields end up under the `created` clock, and the old value would win over the current one."""
     clocks = getattr(obj, "logux_clocks", None) or {}
+    own = [change.meta["time"], change.meta["id"]]  # the clock of a field this edit still holds (an ORM edit's)
     return {
         name: value
         for name, value in change.fields.items()
-        if not is_first_older(change.meta, clock_meta(clocks.get(name)))
+        if clocks.get(name) == own or not is_first_older(change.meta, clock_meta(clocks.get(name)))
     }
 
 
