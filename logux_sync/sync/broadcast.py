@@ -583,6 +583,8 @@ def address_each(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[l
     if not changes:
         return []
     subscriptions = active_subscriptions({(c.plural, c.wire_id) for c in changes})
+    # Once per subscription, not per change and subscription (the check encodes its filter).
+    plural_lists = {id(sub) for subs in subscriptions.values() for sub in subs if is_plural_list(sub)}
     objects = _objects(changes, using)
     users: dict[str, Any] = {}
     addressed = []
@@ -611,7 +613,7 @@ def address_each(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[l
             elif not any(s is not None and opts.matches(sub.filter, s) for s in (change.old, change.new)):
                 continue
             seen.add(sub.node_id)
-            if is_plural_list(sub):
+            if id(sub) in plural_lists:
                 listing.add(sub.node_id)
             if sub.user_id not in users:
                 users[sub.user_id] = load_user(sub.user_id)
