@@ -96,7 +96,8 @@ def export_rev(rev: str, into: str) -> str:
     return into
 
 
-def setup_django(db_path: str, sink_port: int, source: str) -> None:
+def setup_django(db_path: str, sink_port: int, source: str, postgres: str | None = None) -> None:
+    """Django in-process: SQLite at `db_path`, or the PostgreSQL database named `postgres`."""
     # Ahead of the editable install's finder, so `--rev` measures the exported tree.
     sys.path[:0] = [source, str(BENCH)]
     import django
@@ -110,7 +111,7 @@ def setup_django(db_path: str, sink_port: int, source: str) -> None:
         INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "logux_sync", "syncapp"],
         MIDDLEWARE=[],
         ROOT_URLCONF="syncapp.urls",
-        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": db_path}},
+        DATABASES={"default": pg_database(postgres) if postgres else sqlite_database(db_path)},
         CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
         DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
         LOGUX_SYNC={"SECRET": "secret", "URLS": [f"http://127.0.0.1:{sink_port}/"]},
@@ -119,6 +120,29 @@ def setup_django(db_path: str, sink_port: int, source: str) -> None:
     from django.core.management import call_command
 
     call_command("migrate", run_syncdb=True, verbosity=0)
+
+
+def sqlite_database(path: str) -> dict[str, Any]:
+    return {"ENGINE": "django.db.backends.sqlite3", "NAME": path}
+
+
+def pg_database(name: str) -> dict[str, Any]:
+    from tests import pg
+
+    return {"ENGINE": "django.db.backends.postgresql", "NAME": name, "HOST": pg.HOST, "PORT": pg.PORT, "USER": pg.USER}
+
+
+@contextmanager
+def database(postgres: bool) -> Iterator[str | None]:
+    """A throw-away PostgreSQL database's name (dropped afterwards), or None for SQLite."""
+    if not postgres:
+        yield None
+        return
+    sys.path.insert(0, str(ROOT))
+    from tests import pg
+
+    with pg.temp_database("logux_bench") as name:
+        yield name
 
 
 def clear(*models: Any) -> None:
@@ -477,6 +501,9 @@ def main() -> None:
     parser.add_argument("--rev", help="measure logux_sync as committed at this git revision (default: work tree)")
     parser.add_argument("--only", choices=["saves", "subscribe"], help="run one part (the other is not measured)")
     parser.add_argument(
+        "--postgres", action="store_true", help="on a throw-away database of the PostgreSQL at 127.0.0.1:5432"
+    )
+    parser.add_argument(
         "--instructions", action="store_true", help="count instructions per save with valgrind's callgrind instead"
     )
     parser.add_argument("--n", type=int, default=400, help=argparse.SUPPRESS)
@@ -502,9 +529,9 @@ def main() -> None:
         return
 
     server = start_sink()
-    with tempfile.TemporaryDirectory(prefix="logux-sync-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="logux-sync-bench-") as tmp, database(args.postgres) as pg_name:
         source = export_rev(args.rev, os.path.join(tmp, "src")) if args.rev else str(ROOT)
-        setup_django(os.path.join(tmp, "db.sqlite3"), server.server_address[1], source)
+        setup_django(os.path.join(tmp, "db.sqlite3"), server.server_address[1], source, pg_name)
         import logux_sync
 
         assert Path(logux_sync.__file__).is_relative_to(source), logux_sync.__file__
@@ -538,6 +565,7 @@ def main() -> None:
 
     RESULTS.mkdir(exist_ok=True)
     name = "sync" + (f"-rev-{args.rev}" if args.rev else "") + (f"-{args.only}" if args.only else "")
+    name += "-postgres" if args.postgres else ""
     name += "-quick" if args.quick else ""
     out = RESULTS / f"{name.replace('/', '_')}.json"
     meta = {
