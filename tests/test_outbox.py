@@ -320,7 +320,7 @@ def test_a_transactions_outbox_rows_are_one_insert_at_commit_in_captured_queries
             Task.objects.create(id=name, title=name)
         assert not [q for q in captured.captured_queries if outbox in q["sql"]]  # held back until commit
     inserts = [q for q in captured.captured_queries if outbox in q["sql"] and "INSERT" in q["sql"]]
-    assert len(inserts) == 1 and all(f'"wire_id": "{name}"' in inserts[0]["sql"] for name in "abc")
+    assert len(inserts) == 1 and inserts[0]["sql"].startswith("3 times: ")
     assert ids(logux.requests) == [["a", "b", "c"]]
     assert "commit" not in connection.__dict__  # the pre-commit hook lasts one transaction
 
@@ -483,16 +483,3 @@ def test_on_commit_callbacks_run_inside_a_test_transaction_send_every_row(
         Task.objects.create(id="c", title="C")
     assert ids(logux.requests) == [["a", "b", "c"]]
     assert not LoguxOutbox.objects.exists()
-
-
-def test_many_outbox_rows_go_in_statements_of_insert_rows(logux: FakeLogux, monkeypatch: pytest.MonkeyPatch) -> None:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    monkeypatch.setattr(broadcast, "INSERT_ROWS", 2)
-    with CaptureQueriesContext(connection) as captured, transaction.atomic():
-        for name in "abcde":
-            Task.objects.create(id=name, title=name)
-    outbox = LoguxOutbox._meta.db_table
-    assert sum(outbox in q["sql"] and "INSERT" in q["sql"] for q in captured.captured_queries) == 3
-    assert ids(logux.requests) == [list("abcde")]

@@ -214,14 +214,15 @@ _INSERT_COLUMNS = ("payload", "batch", "created_at", "attempts", "next_attempt_a
 
 @functools.lru_cache(maxsize=8)
 def _insert_sql(vendor: str, using: str) -> tuple[str, Callable[[dict[str, Any]], Any]]:
-    """The outbox INSERT for a backend (up to VALUES), and the adapter of a payload for it."""
+    """The outbox INSERT for a backend, and the adapter of a payload for it."""
     from .models import LoguxOutbox
 
     quote = connections[using].ops.quote_name
     opts = LoguxOutbox._meta
     columns = ", ".join(quote(opts.get_field(name).column) for name in _INSERT_COLUMNS)  # type: ignore[union-attr, arg-type]
+    placeholders = ", ".join(["%s"] * len(_INSERT_COLUMNS))
     encoder = opts.get_field("payload").encoder  # type: ignore[union-attr]
-    sql = f"INSERT INTO {quote(opts.db_table)} ({columns}) VALUES"
+    sql = f"INSERT INTO {quote(opts.db_table)} ({columns}) VALUES ({placeholders})"
     ops = connections[using].ops
     if encoder is None and adapts_json_with_dumps(ops):
         return sql, payload_text
@@ -264,16 +265,10 @@ def _insert(cursor: Any, rows: list[OutboxRow]) -> None:
     # Plain SQL and the backend's own adapters: the ORM's insert machinery (or the fields'
     # get_db_prep_save) costs more per row than the row's SQL.
     sql = _insert_sql(cursor.db.vendor, cursor.db.alias)[0]
-    # Several rows per statement (one round trip each on PostgreSQL, where executemany() costs one
-    # per row), in statements of up to INSERT_ROWS rows (600 parameters: within every backend's limit).
-    for start in range(0, len(rows), INSERT_ROWS):
-        chunk = rows[start : start + INSERT_ROWS]
-        values = ", ".join([_ROW_PLACEHOLDERS] * len(chunk))
-        cursor.execute(f"{sql} {values}", [value for row in chunk for value in row])
-
-
-INSERT_ROWS = 100
-_ROW_PLACEHOLDERS = "(" + ", ".join(["%s"] * len(_INSERT_COLUMNS)) + ")"
+    if len(rows) == 1:
+        cursor.execute(sql, rows[0])
+    else:
+        cursor.executemany(sql, rows)
 
 
 class _Pending:
