@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterator
 from typing import Any
 
@@ -679,6 +680,8 @@ def test_a_failed_save_leaves_its_changes_to_the_next_save(changes: list[broadca
     finally:
         pre_save.disconnect(sender=Task, dispatch_uid="test.fail")
     assert task._logux_tracker.has_changed("title")  # type: ignore[attr-defined]
+    assert "_logux_pending" not in task.__dict__  # nothing of the failed save stays on the row
+    pickle.loads(pickle.dumps(task))
     task.save()
     assert changes[-1].kind == "changed" and changes[-1].fields == {"title": "B"}
     assert not task._logux_tracker.has_changed("title")  # type: ignore[attr-defined]

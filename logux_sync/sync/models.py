@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection, Iterable
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db import models, router, transaction
 from django.db.models.query_utils import DeferredAttribute
@@ -16,6 +16,9 @@ from model_utils.tracker import DescriptorWrapper, FieldInstanceTracker, FullDes
 from . import broadcast
 from .clocks import clock_of, server_meta
 from .options import LoguxOptions, to_wire
+
+if TYPE_CHECKING:
+    from typing import Self  # Python 3.11+
 
 TRACKER = "_logux_tracker"
 
@@ -190,16 +193,20 @@ class LoguxSynced(models.Model):
         # The row and its outbox entry (written by post_save) commit together, even in autocommit: a
         # failure in post_save must not leave the row saved without it. Inside an atomic block that
         # means marking the block for rollback, which costs less than entering another atomic().
-        if connection.in_atomic_block:
-            try:
-                super().save(*args, **kwargs)
-            except Exception as exc:  # transaction.mark_for_rollback_on_error(), without its generator
-                connection.needs_rollback = True
-                connection.rollback_exc = exc
-                raise
-        else:
-            with transaction.atomic(using=using, savepoint=False):
-                super().save(*args, **kwargs)
+        try:
+            if connection.in_atomic_block:
+                try:
+                    super().save(*args, **kwargs)
+                except Exception as exc:  # transaction.mark_for_rollback_on_error(), without its generator
+                    connection.needs_rollback = True
+                    connection.rollback_exc = exc
+                    raise
+            else:
+                with transaction.atomic(using=using, savepoint=False):
+                    super().save(*args, **kwargs)
+        finally:
+            # post_save took it, unless the save failed first: the connection must not stay on the row.
+            self.__dict__.pop("_logux_pending", None)
 
     @classmethod
     def from_db(cls, db: str | None, field_names: Collection[str], values: Collection[Any]) -> Self:
