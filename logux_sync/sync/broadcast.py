@@ -549,6 +549,12 @@ def _still_current(change: Change, obj: Any) -> dict[str, Any]:
     }
 
 
+def _extra_meta(change: Change, nodes: list[str]) -> RawMeta:
+    """The meta of an action sent besides the change itself, to `nodes`: an id of its own that orders
+    like the change's, and the change's time."""
+    return {"id": derived_id(change.meta["id"]), "time": change.meta["time"], "nodes": nodes}
+
+
 def _subscribed_marks(opts: LoguxOptions, change: Change, nodes: list[str]) -> list[tuple[Action, RawMeta]]:
     """`logux/subscribed` for the row's channel, to the list nodes about to get its `created`.
 
@@ -560,7 +566,7 @@ def _subscribed_marks(opts: LoguxOptions, change: Change, nodes: list[str]) -> l
     if not nodes:
         return []
     action = {"type": "logux/subscribed", "channel": opts.row_channel(change.wire_id)}
-    return [(action, {"id": derived_id(change.meta["id"]), "time": change.meta["time"], "nodes": nodes})]
+    return [(action, _extra_meta(change, nodes))]
 
 
 def address(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[tuple[Action, RawMeta]]:
@@ -640,10 +646,10 @@ def address_each(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[l
         if joined and change.new is not None:
             pairs += _subscribed_marks(opts, change, [n for n in joined if n in listing])
             action = {"type": f"{change.plural}/created", "id": change.wire_id, "fields": change.new}
-            pairs.append((action, {"id": derived_id(change.meta["id"]), "time": change.meta["time"], "nodes": joined}))
+            pairs.append((action, _extra_meta(change, joined)))
         if gone:
             action = {"type": f"{change.plural}/deleted", "id": change.wire_id}
-            pairs.append((action, {"id": derived_id(change.meta["id"]), "time": change.meta["time"], "nodes": gone}))
+            pairs.append((action, _extra_meta(change, gone)))
         addressed.append(pairs)
     return addressed
 
