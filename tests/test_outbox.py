@@ -44,11 +44,16 @@ def ids(requests: list[list[tuple[dict, Any]]]) -> list[list[str]]:
     return [[action["id"] for action, _ in request] for request in requests]
 
 
+def wire_ids(row: LoguxOutbox) -> list[str]:
+    return [entry["change"]["wire_id"] for entry in row.payload["entries"]]
+
+
 def test_sent_after_commit_and_pruned(logux: FakeLogux) -> None:
     with transaction.atomic():
         Task.objects.create(id="a", title="A")
         Task.objects.create(id="b", title="B")
-        assert LoguxOutbox.objects.count() == 2  # written inside the transaction
+        # Written inside the transaction: one row holds its changes, in order.
+        assert [wire_ids(row) for row in LoguxOutbox.objects.all()] == [["a", "b"]]
         assert logux.requests == []
     assert ids(logux.requests) == [["a", "b"]]
     assert not LoguxOutbox.objects.exists()
@@ -57,7 +62,7 @@ def test_sent_after_commit_and_pruned(logux: FakeLogux) -> None:
 def test_meta_id_and_time_are_fixed_when_written(logux: FakeLogux) -> None:
     logux.down = True
     task = Task.objects.create(id="a", title="A")
-    stored = LoguxOutbox.objects.get().payload["change"]["meta"]
+    stored = LoguxOutbox.objects.get().payload["entries"][0]["change"]["meta"]
     assert stored["id"] == task.logux_clocks["title"][1] and stored["time"] == task.logux_clocks["title"][0]
     logux.down = False
     broadcast.deliver(ignore_backoff=True)
@@ -105,8 +110,7 @@ def test_logux_down_the_save_still_succeeds_and_the_row_waits(logux: FakeLogux) 
     assert row.attempts == 1 and "31337" in row.last_error and row.next_attempt_at > row.created_at
     # Later saves do not even try while inline sends are paused, and keep their rows.
     Task.objects.create(id="b", title="B")
-    assert LoguxOutbox.objects.count() == 2
-    assert LoguxOutbox.objects.get(payload__change__wire_id="b").attempts == 0
+    assert [(wire_ids(row), row.attempts) for row in LoguxOutbox.objects.order_by("id")] == [(["a"], 1), (["b"], 0)]
 
 
 def test_logux_deliver_once_drains_in_order(logux: FakeLogux) -> None:
@@ -303,10 +307,8 @@ def test_a_transactions_rows_share_its_batch_and_time(logux: FakeLogux) -> None:
     with transaction.atomic():
         for name in "abc":
             Task.objects.create(id=name, title=name)
-        rows = list(LoguxOutbox.objects.order_by("id"))
-        assert [row.payload["change"]["wire_id"] for row in rows] == ["a", "b", "c"]
-        assert len({row.batch for row in rows}) == 1 and rows[0].batch
-        assert len({row.created_at for row in rows} | {row.next_attempt_at for row in rows}) == 1
+        row = LoguxOutbox.objects.get()
+        assert wire_ids(row) == ["a", "b", "c"] and row.batch and row.created_at == row.next_attempt_at
     assert ids(logux.requests) == [["a", "b", "c"]]
 
 
@@ -320,7 +322,7 @@ def test_a_transactions_outbox_rows_are_one_insert_at_commit_in_captured_queries
             Task.objects.create(id=name, title=name)
         assert not [q for q in captured.captured_queries if outbox in q["sql"]]  # held back until commit
     inserts = [q for q in captured.captured_queries if outbox in q["sql"] and "INSERT" in q["sql"]]
-    assert len(inserts) == 1 and inserts[0]["sql"].startswith("3 times: ")
+    assert len(inserts) == 1 and '"wire_id": "c"' in inserts[0]["sql"]
     assert ids(logux.requests) == [["a", "b", "c"]]
     assert "commit" not in connection.__dict__  # the pre-commit hook lasts one transaction
 
@@ -335,7 +337,7 @@ def test_rows_read_inside_a_savepoint_that_rolls_back_are_written_again(logux: F
                 raise RuntimeError
         except RuntimeError:
             pass
-        assert list(LoguxOutbox.objects.values_list("payload__change__wire_id", flat=True)) == ["a"]
+        assert [wire_ids(row) for row in LoguxOutbox.objects.all()] == [["a"]]
         Task.objects.create(id="b", title="B")
     assert ids(logux.requests) == [["a", "b"]]
     assert not LoguxOutbox.objects.exists()
@@ -422,7 +424,7 @@ def test_add_on_commit_keeps_a_given_id_and_sends_nothing_after_a_rollback(logux
 def test_add_on_commit_waits_in_the_outbox_while_logux_is_down(logux: FakeLogux) -> None:
     logux.down = True
     logux_sync.add_on_commit({"type": "notes/ping", "id": "p"}, {"users": ["1"]})
-    stored = LoguxOutbox.objects.get().payload["raw"]
+    stored = LoguxOutbox.objects.get().payload["entries"][0]["raw"]
     assert stored[0] == {"type": "notes/ping", "id": "p"} and stored[1]["users"] == ["1"]
     logux.down = False
     call_command("logux_deliver", "--once", "--ignore-backoff")
@@ -483,3 +485,48 @@ def test_on_commit_callbacks_run_inside_a_test_transaction_send_every_row(
         Task.objects.create(id="c", title="C")
     assert ids(logux.requests) == [["a", "b", "c"]]
     assert not LoguxOutbox.objects.exists()
+
+
+def test_deliver_takes_whole_rows_up_to_the_limit_of_actions(logux: FakeLogux) -> None:
+    logux.down = True
+    for names in ("ab", "cd", "efgh"):
+        with transaction.atomic():
+            for name in names:
+                Task.objects.create(id=name, title=name)
+    logux.down = False
+    assert broadcast.deliver(limit=3, ignore_backoff=True) == 2  # "cd" would make 4
+    assert broadcast.deliver(limit=3, ignore_backoff=True) == 2
+    assert broadcast.deliver(limit=3, ignore_backoff=True) == 4  # a row bigger than the limit goes whole
+    assert ids(logux.requests) == [["a", "b"], ["c", "d"], ["e", "f", "g", "h"]]
+    assert not LoguxOutbox.objects.exists()
+
+
+def test_rows_written_one_entry_each_by_an_earlier_release_are_delivered(logux: FakeLogux) -> None:
+    from django.utils import timezone
+
+    change = {
+        "plural": "tasks",
+        "kind": "created",
+        "wire_id": "old",
+        "fields": {"title": "Old"},
+        "old": None,
+        "new": {"title": "Old"},
+        "meta": {"id": "5 server:x 0", "time": 5},
+        "exclude_client": None,
+    }
+    now = timezone.now()
+    Task.objects.bulk_create([Task(id="old", title="Old")])  # sends its own change: not counted below
+    logux.requests.clear()
+    LoguxOutbox.objects.bulk_create(
+        LoguxOutbox(payload=payload, batch="legacy", created_at=now, next_attempt_at=now)
+        for payload in ({"change": change}, {"raw": [{"type": "notes/ping"}, {"id": "6 server:x 0", "time": 6}]})
+    )
+    assert broadcast.deliver(ignore_backoff=True) == 2
+    sent = [[action["type"] for action, _ in request] for request in logux.requests]
+    assert sent == [["tasks/created", "notes/ping"]]
+
+
+def test_add_on_commit_refuses_an_action_it_cannot_store(logux: FakeLogux) -> None:
+    with pytest.raises(TypeError), transaction.atomic():
+        logux_sync.add_on_commit({"type": "notes/ping", "when": object()})
+    assert not LoguxOutbox.objects.exists() and logux.requests == []

@@ -81,11 +81,29 @@ class Change:
         return action
 
     def to_json(self) -> dict[str, Any]:
-        return {"change": self.__dict__}
+        # The outbox stores it: without what it can be rebuilt from (a create's fields are its new
+        # values; a missing old state or excluded client is None), as each byte written costs.
+        stored = self.__dict__.copy()
+        if stored["fields"] == stored["new"]:
+            del stored["fields"]
+        for name in ("old", "exclude_client"):
+            if stored[name] is None:
+                del stored[name]
+        return {"change": stored}
 
     @classmethod
     def from_json(cls, payload: dict[str, Any]) -> Change:
-        return cls(**payload["change"])
+        stored = payload["change"]
+        return cls(
+            plural=stored["plural"],
+            kind=stored["kind"],
+            wire_id=stored["wire_id"],
+            fields=stored["fields"] if "fields" in stored else (stored["new"] or {}),
+            old=stored.get("old"),
+            new=stored.get("new"),
+            meta=stored["meta"],
+            exclude_client=stored.get("exclude_client"),
+        )
 
 
 def make_change(
@@ -147,24 +165,26 @@ def _queue_echoes(deleted: list[Change], using: str) -> None:
     echoes = []
     for change in deleted:
         echo = Change(**{**change.__dict__, "meta": {**change.meta, "id": derived_id(change.meta["id"])}})
-        echoes.append({**echo.to_json(), "echo": True})
+        echoes.append(echo.to_json())
     connection = connections[using]
     now = timezone.now()
     due = now + datetime.timedelta(seconds=DELETE_ECHO_S)
     adapt = connection.ops.adapt_datetimefield_value
     # Written at once (as the tombstones are), not held back for the commit: a rollback takes them too.
     with connection.cursor() as cursor:
-        _insert(cursor, _rows(echoes, uuid.uuid4().hex, adapt(now), connection, adapt(due)))
+        _insert(cursor, _row(echoes, uuid.uuid4().hex, adapt(now), adapt(due), echo=True))
 
 
-def enqueue(payloads: list[dict[str, Any]], using: str = DEFAULT_DB_ALIAS, connection: Any = None) -> None:
-    """Write outbox rows in the current transaction and deliver them once it commits."""
+def enqueue(entries: list[dict[str, Any]], using: str = DEFAULT_DB_ALIAS, connection: Any = None) -> None:
+    """Write outbox entries (`{"change": ...}` or `{"raw": [action, meta]}`) in the current
+    transaction and deliver them once it commits."""
     if connection is None:
         connection = connections[using]
     if not connection.in_atomic_block:  # autocommit: written and committed at once
         key = uuid.uuid4().hex
+        now = _now(connection)
         with connection.cursor() as cursor:
-            _insert(cursor, _rows(payloads, key, _now(connection), connection))
+            _insert(cursor, _row(entries, key, now, now))
         deliver_inline(key, using)
         return
     pending = _pending.get(connection)
@@ -172,7 +192,7 @@ def enqueue(payloads: list[dict[str, Any]], using: str = DEFAULT_DB_ALIAS, conne
         pending = _Pending(connection, using)
         _pending[connection] = pending
         _hook_commit(connection)
-    pending.add(connection, payloads)
+    pending.add(connection, entries)
 
 
 def _hook_commit(connection: Any) -> None:
@@ -213,23 +233,18 @@ _INSERT_COLUMNS = ("payload", "batch", "created_at", "attempts", "next_attempt_a
 
 
 @functools.lru_cache(maxsize=8)
-def _insert_sql(vendor: str, using: str) -> tuple[str, Callable[[dict[str, Any]], Any]]:
-    """The outbox INSERT for a backend, and the adapter of a payload for it."""
+def _insert_sql(vendor: str, using: str) -> str:
+    """The outbox INSERT for a backend (the payload column is JSON text: see OutboxPayload)."""
     from .models import LoguxOutbox
 
     quote = connections[using].ops.quote_name
     opts = LoguxOutbox._meta
     columns = ", ".join(quote(opts.get_field(name).column) for name in _INSERT_COLUMNS)  # type: ignore[union-attr, arg-type]
     placeholders = ", ".join(["%s"] * len(_INSERT_COLUMNS))
-    encoder = opts.get_field("payload").encoder  # type: ignore[union-attr]
-    sql = f"INSERT INTO {quote(opts.db_table)} ({columns}) VALUES ({placeholders})"
-    ops = connections[using].ops
-    if encoder is None and adapts_json_with_dumps(ops):
-        return sql, payload_text
-    return sql, functools.partial(ops.adapt_json_value, encoder=encoder)
+    return f"INSERT INTO {quote(opts.db_table)} ({columns}) VALUES ({placeholders})"
 
 
-# `json.dumps(payload)` (the base adapter), with the C encoder built once.
+# `json.dumps(payload)`, with the C encoder built once.
 payload_text = encoder_function(json.JSONEncoder())
 
 
@@ -250,41 +265,42 @@ def _now(connection: Any) -> Any:
     return connection.ops.adapt_datetimefield_value(timezone.now())
 
 
-OutboxRow = tuple[Any, str, Any, int, Any, str]
+OutboxRow = tuple[str, str, Any, int, Any, str]
 
 
-def _rows(payloads: list[dict[str, Any]], key: str, now: Any, connection: Any, due: Any = None) -> list[OutboxRow]:
-    """Outbox rows' values, made `now` and first due `due` (now by default); the payloads are encoded
-    here, so an unencodable one fails the save."""
-    adapt = _insert_sql(connection.vendor, connection.alias)[1]
-    due = now if due is None else due
-    return [(adapt(payload), key, now, 0, due, "") for payload in payloads]
+def _row(entries: list[dict[str, Any]], key: str, now: Any, due: Any, echo: bool = False) -> OutboxRow:
+    """One outbox row's values: the entries of one transaction (or of the part of it written at
+    once), in order, made `now` and first due `due`. One row per transaction rather than per
+    change: a row's INSERT (three indexes) costs several times its payload's encoding."""
+    payload: dict[str, Any] = {"entries": entries}
+    if echo:
+        payload["echo"] = True
+    return (payload_text(payload), key, now, 0, due, "")
 
 
-def _insert(cursor: Any, rows: list[OutboxRow]) -> None:
-    # Plain SQL and the backend's own adapters: the ORM's insert machinery (or the fields'
-    # get_db_prep_save) costs more per row than the row's SQL.
-    sql = _insert_sql(cursor.db.vendor, cursor.db.alias)[0]
-    if len(rows) == 1:
-        cursor.execute(sql, rows[0])
-    else:
-        cursor.executemany(sql, rows)
+def _insert(cursor: Any, row: OutboxRow) -> None:
+    # Plain SQL: the ORM's insert machinery costs more than the row's SQL.
+    cursor.execute(_insert_sql(cursor.db.vendor, cursor.db.alias), row)
+
+
+def payload_entries(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """An outbox row's entries. A row written by an earlier release holds one, as its payload."""
+    entries = payload.get("entries")
+    return [payload] if entries is None else entries  # type: ignore[no-any-return]
 
 
 class _Pending:
-    """The outbox rows of one transaction, held back and written together just before it commits
-    (one multi-row INSERT costs a fraction of one INSERT per saved row).
+    """The outbox entries of one transaction, held back and written as one row just before it commits.
 
-    The rows are kept in chunks, one per savepoint level they were made at. Each chunk is an
-    on_commit callback, so Django forgets it when its savepoint rolls back, and its rows are then
+    The entries are kept in chunks, one per savepoint level they were made at. Each chunk is an
+    on_commit callback, so Django forgets it when its savepoint rolls back, and its entries are then
     not written: what commits is exactly the changes that commit. After the commit, Django runs the
-    surviving chunks; the first delivers the transaction's rows in one request."""
+    surviving chunks; the first delivers the transaction's entries in one request."""
 
     def __init__(self, connection: Any, using: str):
         self.using = using
         self.key = uuid.uuid4().hex
-        # The rows' created_at and next_attempt_at: when the transaction wrote its first change (an
-        # adapted datetime costs about as much as the row's SQL).
+        # The row's created_at and next_attempt_at: when the transaction made its first change.
         self.now = _now(connection)
         self.chunks: list[_Chunk] = []
         # Django replaces this list when the transaction ends or a savepoint rolls back.
@@ -303,24 +319,24 @@ class _Pending:
         self.callbacks = connection.run_on_commit
         return bool(self.chunks)
 
-    def add(self, connection: Any, payloads: list[dict[str, Any]]) -> None:
-        rows = _rows(payloads, self.key, self.now, connection)
+    def add(self, connection: Any, entries: list[dict[str, Any]]) -> None:
         savepoints = connection.savepoint_ids
         chunk = self.chunks[-1] if self.chunks else None
         if chunk is None or chunk.savepoints != savepoints or chunk.written is not None:
             chunk = _Chunk(self, list(savepoints))
             self.chunks.append(chunk)
             connection.on_commit(chunk, robust=True)
-        chunk.rows += rows
+        chunk.entries += entries
 
     def flush(self, connection: Any) -> None:
-        """Write the rows not written yet (or written in a savepoint that rolled back since)."""
+        """Write the entries not written yet (or written in a savepoint that rolled back since), in one
+        row: they share its fate, as the row is written at the innermost savepoint of them all."""
         chunks = [chunk for chunk in self.chunks if chunk.written is None]
-        rows = [row for chunk in chunks for row in chunk.rows]
-        if not rows:
+        entries = [entry for chunk in chunks for entry in chunk.entries]
+        if not entries:
             return
         with connection.cursor() as cursor:
-            _insert(cursor, rows)
+            _insert(cursor, _row(entries, self.key, self.now, self.now))
         if connection.in_atomic_block:  # a flush for a query inside the transaction
             written = _Written()
             connection.on_commit(written)
@@ -341,7 +357,7 @@ class _Pending:
 
 
 class _Written:
-    """Marks rows flushed inside a transaction: Django forgets it if their savepoint rolls back."""
+    """Marks entries flushed inside a transaction: Django forgets it if their savepoint rolls back."""
 
     def __call__(self) -> None:
         pass
@@ -351,7 +367,7 @@ _COMMITTED = _Written()
 
 
 class _Chunk:
-    """Rows of one transaction made at one savepoint level; its on_commit callback delivers them."""
+    """Entries of one transaction made at one savepoint level; its on_commit callback delivers them."""
 
     def __init__(self, pending: _Pending, savepoints: list[str]):
         # A robust on_commit callback that raises is logged under its __qualname__; an instance has
@@ -359,7 +375,7 @@ class _Chunk:
         self.__qualname__ = f"{type(self).__module__}.{type(self).__qualname__}"
         self.pending = pending
         self.savepoints = savepoints
-        self.rows: list[OutboxRow] = []
+        self.entries: list[dict[str, Any]] = []
         self.written: _Written | None = None
 
     def __call__(self) -> None:
@@ -367,21 +383,21 @@ class _Chunk:
         connection = connections[pending.using]
         if connection.in_atomic_block:
             # Run inside the transaction (TestCase's captureOnCommitCallbacks(execute=True)): write
-            # the rows, as a query would.
+            # the entries, as a query would.
             if pending.current(connection):
                 pending.flush(connection)
         elif self.written is None:
             # The commit did not go through _commit_with_outbox (the connection's commit() was
             # replaced after it was hooked): late rather than never.
-            logger.warning("logux_sync: outbox rows of batch %s written after their commit", pending.key)
+            logger.warning("logux_sync: outbox entries of batch %s written after their commit", pending.key)
             with connection.cursor() as cursor:
-                _insert(cursor, self.rows)
+                _insert(cursor, _row(self.entries, pending.key, pending.now, pending.now))
             self.written = _COMMITTED
         pending.deliver()
 
 
 def deliver_inline(batch: str, using: str) -> None:
-    """After commit: send this transaction's rows now, unless a recent failure paused inline sends."""
+    """After commit: send this transaction's entries now, unless a recent failure paused inline sends."""
     if not _captures and time.monotonic() < _inline_paused_until:
         return
     deliver(batch=batch, using=using)
@@ -398,9 +414,10 @@ def deliver(
     ignore_backoff: bool = False,
     raise_errors: bool = False,
 ) -> int:
-    """Send outbox rows (one transaction's batch, or the oldest due ones) in one request, oldest first; delete what
-    was delivered. Returns how many were sent. A Logux outage is recorded on the rows (attempts, next
-    attempt) and raised only with `raise_errors`."""
+    """Send outbox entries (one transaction's, or the oldest due rows' up to about `limit` entries:
+    whole rows, at least one) in one request, oldest first; delete the rows delivered. Returns how
+    many entries were sent. A Logux outage is recorded on the rows (attempts, next attempt) and
+    raised only with `raise_errors`."""
     global _inline_paused_until
     from .models import LoguxOutbox
 
@@ -411,10 +428,11 @@ def deliver(
         else:
             if not ignore_backoff:
                 qs = qs.filter(next_attempt_at__lte=timezone.now())
-            rows = list(qs[:limit])
+            rows = _up_to(list(qs[:limit]), limit)
         if not rows:
             return 0
-        per_row = _in_row_order(rows, using)
+        entries = [payload_entries(row.payload) for row in rows]
+        per_row = _in_row_order(entries, using)
         pairs = [pair for row_pairs in per_row for pair in row_pairs]
         try:
             send(pairs)
@@ -422,7 +440,8 @@ def deliver(
             error = exc
             _inline_paused_until = time.monotonic() + backoff(rows[0].attempts + 1).total_seconds()
             _record_failure(rows, str(exc), using)
-            logger.warning("logux_sync: %d outbox action(s) wait for the Logux server: %s", len(rows), exc)
+            count = sum(map(len, entries))
+            logger.warning("logux_sync: %d outbox action(s) wait for the Logux server: %s", count, exc)
         else:
             _inline_paused_until = 0.0
             LoguxOutbox.objects.using(using).filter(id__in=[row.pk for row in rows]).delete()
@@ -434,10 +453,20 @@ def deliver(
                 for pair in row_pairs
             ]
             _remember_lateness(timed, using)
-            return len(rows)
+            return sum(map(len, entries))
     if raise_errors:  # after the block, so the recorded attempt is committed
         raise error
     return 0
+
+
+def _up_to(rows: list[LoguxOutbox], limit: int) -> list[LoguxOutbox]:
+    """The first rows holding at most `limit` entries in all (the first row whatever its size)."""
+    count = 0
+    for index, row in enumerate(rows):
+        count += len(payload_entries(row.payload))
+        if count > limit and index:
+            return rows[:index]
+    return rows
 
 
 # A change delivered this long (ms) after it was made counts as late for clients resubscribing with `since`.
@@ -504,18 +533,21 @@ def _target(change: Change, rows: dict[tuple[str, str], Any]) -> Any:
     return rows.get((change.plural, change.wire_id))
 
 
-def _in_row_order(rows: list[LoguxOutbox], using: str) -> list[list[tuple[Action, RawMeta]]]:
-    """Each row's actions, in the order the rows were written: model changes addressed to their
-    readers, and the actions of add_on_commit() as they were given."""
-    changes = [Change.from_json(row.payload) for row in rows if "change" in row.payload]
+def _in_row_order(rows: list[list[dict[str, Any]]], using: str) -> list[list[tuple[Action, RawMeta]]]:
+    """Each row's actions (given its entries), in the order they were written: model changes
+    addressed to their readers, and the actions of add_on_commit() as they were given."""
+    changes = [Change.from_json(entry) for entries in rows for entry in entries if "change" in entry]
     addressed = iter(address_each(changes, using))
     per_row: list[list[tuple[Action, RawMeta]]] = []
-    for row in rows:
-        if "change" in row.payload:
-            per_row.append(next(addressed))
-        else:
-            action, meta = row.payload["raw"]
-            per_row.append([(action, meta)])
+    for entries in rows:
+        pairs: list[tuple[Action, RawMeta]] = []
+        for entry in entries:
+            if "change" in entry:
+                pairs += next(addressed)
+            else:
+                action, meta = entry["raw"]
+                pairs.append((action, meta))
+        per_row.append(pairs)
     return per_row
 
 
@@ -527,7 +559,9 @@ def add_on_commit(action: Action, meta: RawMeta | None = None, using: str = DEFA
     from .clocks import server_meta
 
     raw_meta: RawMeta = {**server_meta(), **(meta or {})}
-    enqueue([{"raw": [action, raw_meta]}], using)
+    entry = {"raw": [action, raw_meta]}
+    payload_text(entry)  # one that cannot be stored fails here, not in the commit
+    enqueue([entry], using)
 
 
 def _still_current(change: Change, obj: Any) -> dict[str, Any]:
