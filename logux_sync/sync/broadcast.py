@@ -33,6 +33,7 @@ from .clocks import clock_meta, derived_id
 
 if TYPE_CHECKING:
     from django.db import models
+    from django.db.models import QuerySet
 
     from .models import LoguxOutbox
     from .options import LoguxOptions
@@ -428,7 +429,7 @@ def deliver(
         else:
             if not ignore_backoff:
                 qs = qs.filter(next_attempt_at__lte=timezone.now())
-            rows = _up_to(list(qs[:limit]), limit)
+            rows = _up_to(qs[:limit], limit)
         if not rows:
             return 0
         entries = [payload_entries(row.payload) for row in rows]
@@ -459,14 +460,17 @@ def deliver(
     return 0
 
 
-def _up_to(rows: list[LoguxOutbox], limit: int) -> list[LoguxOutbox]:
-    """The first rows holding at most `limit` entries in all (the first row whatever its size)."""
+def _up_to(rows: QuerySet[LoguxOutbox], limit: int) -> list[LoguxOutbox]:
+    """The first rows holding at most `limit` entries in all (the first row whatever its size). Read
+    a few at a time: each row read is decoded, and one row may hold a large transaction's entries."""
+    taken: list[LoguxOutbox] = []
     count = 0
-    for index, row in enumerate(rows):
+    for row in rows.iterator(chunk_size=16):
         count += len(payload_entries(row.payload))
-        if count > limit and index:
-            return rows[:index]
-    return rows
+        if count > limit and taken:
+            break
+        taken.append(row)
+    return taken
 
 
 # A change delivered this long (ms) after it was made counts as late for clients resubscribing with `since`.

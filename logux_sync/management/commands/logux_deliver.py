@@ -64,7 +64,8 @@ class Command(BaseCommand):
             if options["once"]:
                 break
             time.sleep(options["interval"])
-        waiting = LoguxOutbox.objects.using(options["database"]).count()
+        rows = LoguxOutbox.objects.using(options["database"]).only("payload")
+        waiting = sum(len(broadcast.payload_entries(row.payload)) for row in rows.iterator())
         self.stdout.write(f"Delivered {sent} action(s); {waiting} waiting.")
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
