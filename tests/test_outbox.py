@@ -376,8 +376,8 @@ def test_each_thread_keeps_its_own_batch(logux: FakeLogux) -> None:
     seen: list[object] = []
     with transaction.atomic():
         Task.objects.create(id="a", title="A")
-        mine = broadcast._pending.get(connections["default"])
-        thread = threading.Thread(target=lambda: seen.append(broadcast._pending.get(connections["default"])))
+        mine = getattr(connections["default"], broadcast._PENDING, None)
+        thread = threading.Thread(target=lambda: seen.append(getattr(connections["default"], broadcast._PENDING, None)))
         thread.start()
         thread.join()
         assert mine is not None and mine.current(connections["default"]) and seen == [None]

@@ -576,13 +576,13 @@ def test_a_node_subscribed_to_a_row_and_a_list_gets_each_action_once(endpoint: E
 def changes(monkeypatch: pytest.MonkeyPatch) -> list[broadcast.Change]:
     """Every Change written to the outbox."""
     made: list[broadcast.Change] = []
-    queue = broadcast.queue_changes
+    enqueue = broadcast.enqueue
 
-    def recording(changes: list[broadcast.Change], using: str = "default", connection: Any = None) -> None:
-        made.extend(changes)
-        queue(changes, using, connection)
+    def recording(entries: list[dict[str, Any]], using: str = "default", connection: Any = None) -> None:
+        made.extend(broadcast.Change.from_json(entry) for entry in entries if "change" in entry)
+        enqueue(entries, using, connection)
 
-    monkeypatch.setattr(broadcast, "queue_changes", recording)
+    monkeypatch.setattr(broadcast, "enqueue", recording)
     return made
 
 

@@ -15,7 +15,6 @@ import json
 import logging
 import time
 import uuid
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,8 +41,8 @@ logger = logging.getLogger("logux_sync.sync")
 
 _muted: contextvars.ContextVar[bool] = contextvars.ContextVar("logux_sync_muted", default=False)
 _captures: list[Captured] = []
-# The transaction each connection holds outbox rows for (connections are per thread), see enqueue().
-_pending: weakref.WeakKeyDictionary[Any, _Pending] = weakref.WeakKeyDictionary()
+# The attribute of a connection (they are per thread) holding its transaction's outbox entries, see enqueue().
+_PENDING = "_logux_pending"
 # After a failed send, requests stop trying inline until this monotonic time; logux_deliver retries.
 _inline_paused_until = 0.0
 
@@ -82,15 +81,9 @@ class Change:
         return action
 
     def to_json(self) -> dict[str, Any]:
-        # The outbox stores it: without what it can be rebuilt from (a create's fields are its new
-        # values; a missing old state or excluded client is None), as each byte written costs.
-        stored = self.__dict__.copy()
-        if stored["fields"] == stored["new"]:
-            del stored["fields"]
-        for name in ("old", "exclude_client"):
-            if stored[name] is None:
-                del stored[name]
-        return {"change": stored}
+        return _entry(
+            self.plural, self.kind, self.wire_id, self.fields, self.old, self.new, self.meta, self.exclude_client
+        )
 
     @classmethod
     def from_json(cls, payload: dict[str, Any]) -> Change:
@@ -107,6 +100,50 @@ class Change:
         )
 
 
+def _entry(
+    plural: str,
+    kind: str,
+    wire_id: str,
+    fields: dict[str, Any],
+    old: dict[str, Any] | None,
+    new: dict[str, Any] | None,
+    meta: dict[str, Any],
+    exclude_client: str | None,
+) -> dict[str, Any]:
+    """A change as the outbox stores it: without what it can be rebuilt from (fields that are all
+    the new values, a missing old state or excluded client), as each byte written costs."""
+    stored = {"plural": plural, "kind": kind, "wire_id": wire_id, "new": new, "meta": meta}
+    if fields is not new and fields != (new or {}):
+        stored["fields"] = fields
+    if old is not None:
+        stored["old"] = old
+    if exclude_client is not None:
+        stored["exclude_client"] = exclude_client
+    return {"change": stored}
+
+
+def change_entry(
+    opts: LoguxOptions,
+    obj: models.Model,
+    kind: str,
+    changed: list[str],
+    old: dict[str, Any] | None,
+    meta: dict[str, Any],
+) -> dict[str, Any]:
+    """One row's change as an outbox entry, with the id and time its broadcast will carry."""
+    new = None if kind == "deleted" else opts.wire_fields(obj)
+    if new is None:
+        fields: dict[str, Any] = {}
+    elif len(changed) == len(new):  # every synced field (`changed` names some of them)
+        fields = new
+    else:
+        fields = {name: new[name] for name in changed}
+    client = meta.get("client")
+    # A client's edit goes out under an id of its own that orders like the edit's (see derived_id).
+    stamp = {"id": derived_id(meta["id"]) if client else meta["id"], "time": meta["time"]}
+    return _entry(opts.plural, kind, opts.wire_id(obj), fields, old, new, stamp, client)
+
+
 def make_change(
     opts: LoguxOptions,
     obj: models.Model,
@@ -116,18 +153,7 @@ def make_change(
     meta: dict[str, Any],
 ) -> Change:
     """One row's change, with the id and time its broadcast will carry."""
-    new = None if kind == "deleted" else opts.wire_fields(obj)
-    return Change(
-        plural=opts.plural,
-        kind=kind,
-        wire_id=opts.wire_id(obj),
-        fields={} if new is None else {name: new[name] for name in changed},
-        old=old,
-        new=new,
-        # A client's edit goes out under an id of its own that orders like the edit's (see derived_id).
-        meta={"id": derived_id(meta["id"]) if meta.get("client") else meta["id"], "time": meta["time"]},
-        exclude_client=meta.get("client"),
-    )
+    return Change.from_json(change_entry(opts, obj, kind, changed, old, meta))
 
 
 # A deletion goes out a second time this long (seconds) after the first, see queue_changes().
@@ -188,10 +214,10 @@ def enqueue(entries: list[dict[str, Any]], using: str = DEFAULT_DB_ALIAS, connec
             _insert(cursor, _row(entries, key, now, now))
         deliver_inline(key, using)
         return
-    pending = _pending.get(connection)
+    pending = connection.__dict__.get(_PENDING)
     if pending is None or not pending.current(connection):
         pending = _Pending(connection, using)
-        _pending[connection] = pending
+        setattr(connection, _PENDING, pending)
         _hook_commit(connection)
     pending.add(connection, entries)
 
@@ -208,7 +234,7 @@ def flush_outbox() -> None:
     """Write the outbox rows that the current transactions of this thread's connections hold back
     (LoguxOutbox.objects calls this, so a query inside such a transaction sees them)."""
     for connection in connections.all(initialized_only=True):
-        pending = _pending.get(connection)
+        pending = connection.__dict__.get(_PENDING)
         if pending is not None and pending.current(connection):
             pending.flush(connection)
 
@@ -218,7 +244,7 @@ def _commit_with_outbox(connection: Any, shadowed: Callable[[], None] | None) ->
         del connection.commit
     else:
         connection.commit = shadowed
-    pending = _pending.get(connection)
+    pending = connection.__dict__.get(_PENDING)
     if pending is not None and pending.current(connection):
         try:
             pending.flush(connection)
@@ -352,8 +378,8 @@ class _Pending:
             return
         self.delivered = True
         connection = connections[self.using]
-        if _pending.get(connection) is self:
-            del _pending[connection]
+        if connection.__dict__.get(_PENDING) is self:
+            del connection.__dict__[_PENDING]
         deliver_inline(self.key, self.using)
 
 

@@ -33,6 +33,10 @@ def storable(value: Any) -> Any:
     return value
 
 
+# Types whose values are their own JSON (to_wire() returns them as they are).
+_JSON_SCALARS = frozenset({str, int, bool, float, type(None)})
+
+
 def to_wire(value: Any) -> Any:
     """A Python value as the JSON value clients see (Django's JSON conventions)."""
     if value is None or isinstance(value, (str, bool, int, float)):
@@ -120,10 +124,11 @@ class LoguxOptions:
         # A loaded field's value is in the instance dict, where its descriptor (wrapped by the
         # FieldTracker, which makes every read cost a deferred-fields check) would read it.
         data = obj.__dict__
-        return {
-            name: to_wire(data[attname] if attname in data else getattr(obj, attname))
-            for name, attname in self.named_attnames
-        }
+        wire = {}
+        for name, attname in self.named_attnames:
+            value = data[attname] if attname in data else getattr(obj, attname)
+            wire[name] = value if type(value) in _JSON_SCALARS else to_wire(value)
+        return wire
 
     def wire_id(self, obj: models.Model) -> str:
         return str(obj.pk)

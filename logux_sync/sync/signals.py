@@ -18,10 +18,11 @@ def on_post_save(
     if raw or pending is None or not logux_settings.SYNC_ENABLED:
         return
     changed, old, meta, connection = pending
-    if changed:
+    if changed and not broadcast.is_muted():
         kind = "created" if created else "changed"
-        change = broadcast.make_change(sender._logux, instance, kind, changed, old, meta)
-        broadcast.queue_changes([change], using, connection)
+        broadcast.enqueue(
+            [broadcast.change_entry(sender._logux, instance, kind, changed, old, meta)], using, connection
+        )
 
 
 def on_post_delete(sender: type[LoguxSynced], instance: LoguxSynced, using: str, **kw: Any) -> None:
