@@ -22,6 +22,9 @@ NEWEST = [1_700_000_000_900.5, "1700000000900 server:x 7"]
 
 CLOCKS: list[tuple[str, Any]] = [
     ("one clock", {"title": OLD, "done": OLD, "project": OLD}),
+    ("one clock for every field", {"*": OLD}),
+    ("every field's and one of its own", {"*": OLD, "done": NEW}),
+    ("every field's, all overridden", {"*": NEWEST, "title": OLD, "done": NEW, "project": OLD}),
     ("two clocks", {"title": OLD, "done": NEW, "project": OLD}),
     ("three clocks", {"title": NEWEST, "done": NEW, "project": OLD}),
     ("no clocks", {}),
@@ -80,3 +83,15 @@ def test_join_mixes_encoded_and_plain_answers() -> None:
         {"answer": "approved", "id": "1 1:c:t 0"},
         {"answer": "action", "id": "1 1:c:t 0", "action": {"type": "a"}, "meta": {"time": 1, "nodes": ["1:c:t"]}},
     ]
+
+
+def test_the_every_field_clock_counts_for_fields_without_their_own() -> None:
+    from logux_sync.sync.commands import clock_groups
+
+    fields, values, clocks = ("title", "done", "project"), ["a", True, None], {"*": OLD, "done": NEW}
+    created, changed = clock_groups(fields, values, clocks, since=None, as_created=True)
+    assert created == tuple(OLD) and changed == [(tuple(NEW), {"done": True})]
+    assert clock_groups(fields, values, clocks, since=OLD[0] + 1, as_created=True) == (
+        None,
+        [(tuple(NEW), {"done": True})],
+    )

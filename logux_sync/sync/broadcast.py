@@ -28,7 +28,7 @@ from ..client import add_batch
 from ..conf import logux_settings
 from ..exceptions import LoguxServerError
 from ..protocol import Action, RawMeta, encoder_function, is_first_older
-from .clocks import clock_meta, derived_id
+from .clocks import clock_meta, derived_id, field_clock
 
 if TYPE_CHECKING:
     from django.db import models
@@ -604,12 +604,12 @@ def _still_current(change: Change, obj: Any) -> dict[str, Any]:
     can build a loaded row from its `changed` actions and only then apply its `created` (the core log
     emits received actions with reasons a few microtasks after those without), so the row's newer
     fields end up under the `created` clock, and the old value would win over the current one."""
-    clocks = getattr(obj, "logux_clocks", None) or {}
+    clocks = getattr(obj, "logux_clocks", None)
     own = [change.meta["time"], change.meta["id"]]  # the clock of a field this edit still holds (an ORM edit's)
     return {
         name: value
         for name, value in change.fields.items()
-        if clocks.get(name) == own or not is_first_older(change.meta, clock_meta(clocks.get(name)))
+        if (clock := field_clock(clocks, name)) == own or not is_first_older(change.meta, clock_meta(clock))
     }
 
 

@@ -21,6 +21,11 @@ _DERIVED_MS_OFFSET = 10**13
 _nonces = itertools.count(secrets.randbelow(10**12))
 
 Clock = list[Any]  # [time, id]; JSON-friendly
+Clocks = dict[str, Clock]
+
+# In a row's clocks (`logux_clocks`), the key of the clock of every synced field that has none of its
+# own: an edit of every field (a create) stores one clock instead of one per field.
+EVERY = "*"
 
 
 def now_ms() -> int:
@@ -54,6 +59,22 @@ def clock_of(meta: Mapping[str, Any] | Meta) -> Clock:
     if isinstance(meta, Meta):
         return [meta.time, meta.id]
     return [meta["time"], meta["id"]]
+
+
+def field_clock(clocks: Mapping[str, Any] | None, name: str) -> Any:
+    """The clock of a field in a row's clocks: its own, else the one of every field; None if neither."""
+    if not clocks:
+        return None
+    clock = clocks.get(name)
+    return clocks.get(EVERY) if clock is None else clock
+
+
+def stamped(clocks: Mapping[str, Any] | None, changed: list[str], meta: Mapping[str, Any], every: bool) -> Clocks:
+    """A row's clocks with the `changed` fields set to the edit `meta` (`every`: all its synced fields)."""
+    clock = clock_of(meta)
+    if every:
+        return {EVERY: clock}
+    return {**(clocks or {}), **dict.fromkeys(changed, clock)}
 
 
 def clock_meta(clock: Any) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ from ..commands import ActionCommand, ChannelCommand
 from ..encoded import EncodedPair, quote
 from ..exceptions import Undo
 from ..protocol import Action, Meta, RawMeta, dumps
-from .clocks import clock_meta, derived_id, is_newer
+from .clocks import clock_meta, derived_id, field_clock, is_newer
 from .models import LoguxLateDelivery, LoguxSynced, LoguxTombstone
 from .options import LoguxOptions, WireError, to_wire
 from .subscriptions import remember
@@ -71,8 +71,8 @@ class SyncedAction(ActionCommand):
 
     def apply_change(self, obj: LoguxSynced, fields: dict[str, Any], meta: Meta) -> None:
         """Apply the fields whose edit is newer than the field's clock (last write wins), then save."""
-        clocks = obj.logux_clocks or {}
-        won = {name: value for name, value in fields.items() if is_newer(meta, clocks.get(name))}
+        clocks = obj.logux_clocks
+        won = {name: value for name, value in fields.items() if is_newer(meta, field_clock(clocks, name))}
         if not won:
             return  # an older edit arriving late changes nothing and is not broadcast
         for attname, value in self.python_fields(won).items():
@@ -203,7 +203,7 @@ def clock_groups(
     """A row's fields grouped by the `(time, id)` of the edit that last set them, oldest first, without
     the groups older than `since`. With `as_created` and nothing left out, the oldest group is returned
     apart: the row goes out whole at that clock (`created`), then the newer groups (`changed`)."""
-    stored = [clocks.get(name) for name in fields] if clocks else [None] * len(fields)
+    stored = [field_clock(clocks, name) for name in fields]
     if stored.count(stored[0]) == len(stored):  # one clock for the whole row: the common case
         clock = clock_meta(stored[0])
         key = (clock["time"], clock["id"]) if clock else (0, "")
@@ -211,8 +211,8 @@ def clock_groups(
             return None, []
         return (key, []) if as_created else (None, [(key, dict(zip(fields, values, strict=True)))])
     groups: dict[Clock, dict[str, Any]] = {}
-    for name, value in zip(fields, values, strict=True):
-        clock = clock_meta(clocks.get(name))
+    for name, value, stored_clock in zip(fields, values, stored, strict=True):
+        clock = clock_meta(stored_clock)
         key = (clock["time"], clock["id"]) if clock else (0, "")
         if since is None or key[0] >= since:
             groups.setdefault(key, {})[name] = value

@@ -15,19 +15,13 @@ from model_utils import FieldTracker
 from model_utils.tracker import DescriptorWrapper, FieldInstanceTracker, FullDescriptorWrapper, lightweight_deepcopy
 
 from . import broadcast
-from .clocks import clock_of, server_meta
+from .clocks import server_meta, stamped
 from .options import LoguxOptions, to_wire
 
 if TYPE_CHECKING:
     from typing import Self  # Python 3.11+
 
 TRACKER = "_logux_tracker"
-
-
-def stamped(clocks: dict[str, Any] | None, changed: list[str], meta: dict[str, Any]) -> dict[str, Any]:
-    """A row's clocks with the `changed` fields set to the edit `meta`."""
-    clock = clock_of(meta)
-    return {**(clocks or {}), **{name: clock.copy() for name in changed}}
 
 
 def _obj_stamp(obj: LoguxSynced) -> dict[str, Any]:
@@ -62,7 +56,7 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
                 changed = [name for name in opts.fields if old[name] != new[name]]
                 if not changed:
                     continue
-                obj.logux_clocks = stamped(obj.logux_clocks, changed, meta)
+                obj.logux_clocks = stamped(obj.logux_clocks, changed, meta, len(changed) == len(opts.fields))
                 changed_rows.append(obj)
                 changes.append(broadcast.make_change(opts, obj, "changed", changed, old, meta))
             if changed_rows:
@@ -76,7 +70,7 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
         metas = []
         for obj in objs:
             meta = _obj_stamp(obj)
-            obj.logux_clocks = stamped(None, list(opts.fields), meta)
+            obj.logux_clocks = stamped(None, list(opts.fields), meta, every=True)
             metas.append(meta)
         with transaction.atomic(using=self.db, savepoint=False):
             created = super().bulk_create(objs, *args, **kwargs)
@@ -110,7 +104,7 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
                     continue
                 old = opts.wire_fields(before)
                 changed = [name for name in synced if old[name] != opts.wire_value(obj, name)]
-                obj.logux_clocks = stamped(before.logux_clocks, changed, meta)
+                obj.logux_clocks = stamped(before.logux_clocks, changed, meta, len(changed) == len(opts.fields))
                 if changed:
                     changes.append(broadcast.make_change(opts, obj, "changed", changed, old, meta))
             # A plain queryset: Django's bulk_update() calls update(), which must not broadcast again.
@@ -183,7 +177,7 @@ class LoguxSynced(models.Model):
             changed = [name for name in changed if name in update_fields]
         meta = _obj_stamp(self)
         if changed:
-            self.logux_clocks = stamped(self.logux_clocks, changed, meta)
+            self.logux_clocks = stamped(self.logux_clocks, changed, meta, len(changed) == len(opts.fields))
             if update_fields is not None:
                 kwargs["update_fields"] = {*update_fields, "logux_clocks"}
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)

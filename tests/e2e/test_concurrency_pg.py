@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from logux_sync.protocol import is_first_older
+from logux_sync.sync.clocks import field_clock
 from tests import pg
 
 from .servers import (
@@ -128,7 +129,7 @@ def test_conflicting_edits_converge_to_last_write_wins(workdir: Path, pg_db: str
             winner = winners[pk].get(name)
             if winner is None:
                 continue
-            clock = db_rows[pk]["clocks"][name]
+            clock = field_clock(db_rows[pk]["clocks"], name)
             if db_rows[pk][name] != winner["fields"][name] or clock[1] != winner["id"]:
                 lost.append({"row": pk, "field": name, "db": db_rows[pk][name], "clock": clock, "winner": winner})
     disagree = {c["name"]: seen[c["name"]]["rows"] for c in sent if seen[c["name"]]["rows"] != expected}
