@@ -62,6 +62,26 @@ def test_create_change_delete_broadcast(sent: list) -> None:
     assert all(isinstance(meta["time"], int) and " server:" in meta["id"] for _, meta in sent)
 
 
+def test_a_post_save_receiver_that_saves_again_sends_after_the_save_it_follows(sent: list) -> None:
+    from django.db.models.signals import post_save
+
+    def again(sender: Any, instance: Task, created: bool, **kwargs: Any) -> None:
+        if created:
+            instance.title = "set by a receiver"
+            instance.save()
+
+    post_save.connect(again, sender=Task)
+    try:
+        with transaction.atomic():
+            Task.objects.create(id="t1", title="A")
+    finally:
+        post_save.disconnect(again, sender=Task)
+    assert types(sent) == ["tasks/created", "tasks/changed"]
+    # The create's title was overwritten before delivery, so it goes without it (see _still_current).
+    created, changed = (action["fields"] for action, _ in sent)
+    assert "title" not in created and changed["title"] == "set by a receiver"
+
+
 def test_unsynced_field_change_sends_nothing(sent: list) -> None:
     task = Task.objects.create(id="t1", title="A")
     sent.clear()

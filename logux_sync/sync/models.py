@@ -14,6 +14,7 @@ from django.utils import timezone
 from model_utils import FieldTracker
 from model_utils.tracker import DescriptorWrapper, FieldInstanceTracker, FullDescriptorWrapper, lightweight_deepcopy
 
+from ..conf import logux_settings
 from . import broadcast
 from .clocks import server_meta, stamped
 from .options import LoguxOptions, to_wire
@@ -182,11 +183,11 @@ class LoguxSynced(models.Model):
                 kwargs["update_fields"] = {*update_fields, "logux_clocks"}
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         connection = transaction.get_connection(using)
-        # post_save reads these to broadcast exactly this edit (and writes it on this connection).
+        # _save_table() reads these to broadcast exactly this edit (and writes it on this connection).
         old = None if tracker is None else self._old_wire(tracker, changed)
         self._logux_pending = (changed, old, meta, connection)
-        # The row and its outbox entry (written by post_save) commit together, even in autocommit: a
-        # failure in post_save must not leave the row saved without it. Inside an atomic block that
+        # The row and its outbox entry commit together, even in autocommit: a failure in queueing it
+        # must not leave the row saved without it. Inside an atomic block that
         # means marking the block for rollback, which costs less than entering another atomic().
         try:
             if connection.in_atomic_block:
@@ -200,8 +201,24 @@ class LoguxSynced(models.Model):
                 with transaction.atomic(using=using, savepoint=False):
                     super().save(*args, **kwargs)
         finally:
-            # post_save took it, unless the save failed first: the connection must not stay on the row.
+            # _save_table() took it, unless the save failed first: the connection must not stay on the row.
             self.__dict__.pop("_logux_pending", None)
+
+    def _save_table(self, raw: bool = False, cls: Any = None, *args: Any, **kwargs: Any) -> bool:
+        updated: bool = super()._save_table(raw, cls, *args, **kwargs)  # type: ignore[misc]
+        # The row's own table is written (save_base() calls this for each parent table first): its
+        # change is queued here rather than by a post_save receiver, which costs a signal dispatch per
+        # save, and before post_save's receivers run, so a receiver that saves the row again queues its
+        # change after this one.
+        if cls is None or cls is self._meta.concrete_model:
+            pending = self.__dict__.pop("_logux_pending", None)
+            if pending is not None and not raw and logux_settings.SYNC_ENABLED:
+                changed, old, meta, connection = pending
+                if changed and not broadcast.is_muted():
+                    kind = "changed" if updated else "created"
+                    entry = broadcast.change_entry(self._logux, self, kind, changed, old, meta)
+                    broadcast.enqueue([entry], connection.alias, connection)
+        return updated
 
     @classmethod
     def from_db(cls, db: str | None, field_names: Collection[str], values: Collection[Any]) -> Self:

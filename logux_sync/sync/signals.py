@@ -1,28 +1,15 @@
-"""post_save / post_delete receivers of synced models, connected per model from one list."""
+"""post_delete receivers of synced models, connected per model from one list. (A save queues its
+change itself: see LoguxSynced._save_table.)"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete
 
 from ..conf import logux_settings
 from . import broadcast
 from .models import LoguxSynced
-
-
-def on_post_save(
-    sender: type[LoguxSynced], instance: LoguxSynced, created: bool, raw: bool, using: str, **kw: Any
-) -> None:
-    pending = instance.__dict__.pop("_logux_pending", None)
-    if raw or pending is None or not logux_settings.SYNC_ENABLED:
-        return
-    changed, old, meta, connection = pending
-    if changed and not broadcast.is_muted():
-        kind = "created" if created else "changed"
-        broadcast.enqueue(
-            [broadcast.change_entry(sender._logux, instance, kind, changed, old, meta)], using, connection
-        )
 
 
 def on_post_delete(sender: type[LoguxSynced], instance: LoguxSynced, using: str, **kw: Any) -> None:
@@ -40,7 +27,6 @@ def receivers(model: type[LoguxSynced]) -> list[tuple[Any, Any, str]]:
     """(signal, receiver, dispatch_uid) for one model."""
     label = model._meta.label_lower
     return [
-        (post_save, on_post_save, f"logux_sync.post_save.{label}"),
         (post_delete, on_post_delete, f"logux_sync.post_delete.{label}"),
     ]
 
