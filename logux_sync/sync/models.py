@@ -127,13 +127,13 @@ LoguxSyncedManager = models.Manager.from_queryset(LoguxSyncedQuerySet)
 
 
 class ClocksField(models.JSONField):  # type: ignore[type-arg]
-    """The clocks column: a JSONField written with a prebuilt encoder where the backend would call
+    """The clocks column: a JSONField saved with a prebuilt encoder where the backend would call
     json.dumps(), which builds one for every saved row."""
 
-    def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:
+    def get_db_prep_save(self, value: Any, connection: Any) -> Any:
         if type(value) is dict and self.encoder is None and broadcast.adapts_json_with_dumps(connection.ops):
             return broadcast.payload_text(value)
-        return super().get_db_prep_value(value, connection, prepared)
+        return super().get_db_prep_save(value, connection)
 
     def deconstruct(self) -> Any:
         name, _path, args, kwargs = super().deconstruct()
