@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.db import transaction
 from django.test import override_settings
+from model_utils.tracker import FieldInstanceTracker
 
 import logux_sync
 from logux_sync.sync import broadcast
@@ -706,3 +707,41 @@ def test_the_trackers_snapshot_is_model_utils_own(loaded: tuple[str, ...] | None
         ours = dict(tracker.saved_data)
         FieldInstanceTracker.set_saved_fields(tracker)
         assert ours == tracker.saved_data
+
+
+def test_a_row_built_in_python_gets_its_tracker_when_first_asked(changes: list[broadcast.Change]) -> None:
+    task = Task(id="t1", title="A")
+    assert not any(isinstance(value, FieldInstanceTracker) for value in vars(task).values())  # nothing built yet
+    assert task._logux_tracker.saved_data == {}  # type: ignore[attr-defined]
+    assert task._logux_tracker.has_changed("title")  # type: ignore[attr-defined]
+    task = Task(id="t2", title="B")
+    task.save()  # the first access: the save takes the snapshot
+    task.title = "C"
+    assert task._logux_tracker.changed() == {"title": "B"}  # type: ignore[attr-defined]
+    fresh = Task(id="t2", title="x")
+    fresh.refresh_from_db()  # reloaded before any access: the snapshot is the values loaded
+    assert fresh._logux_tracker.saved_data == {"title": "B", "done": False, "project": None}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("how", ["new", "created", "loaded", "deferred"])
+def test_a_pickled_row_keeps_its_tracking(changes: list[broadcast.Change], how: str) -> None:
+    if how == "new":
+        task = Task(id="t1", title="A")
+    else:
+        Task.objects.create(id="t1", title="A")
+        task = Task(id="t1", title="A") if how == "created" else Task.objects.get(pk="t1")
+        if how == "created":
+            task.save()
+        elif how == "deferred":
+            task = Task.objects.only("id").get(pk="t1")
+    task = pickle.loads(pickle.dumps(task))
+    task.title = "B"
+    if how != "new":
+        assert task._logux_tracker.changed() == {"title": "A"}  # type: ignore[attr-defined]
+    task.save()
+    assert changes[-1].fields == ({"title": "B", "done": False, "project": None} if how == "new" else {"title": "B"})
+    assert changes[-1].old == (None if how == "new" else {"title": "A", "done": False, "project": None})
+    task = pickle.loads(pickle.dumps(task))
+    task.title = "C"
+    task.save()
+    assert (changes[-1].fields, changes[-1].old) == ({"title": "C"}, {"title": "B", "done": False, "project": None})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection, Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 from django.db import models, router, transaction
 from django.db.models.query_utils import DeferredAttribute
@@ -211,7 +211,9 @@ class LoguxSynced(models.Model):
     @classmethod
     def from_db(cls, db: str | None, field_names: Collection[str], values: Collection[Any]) -> Self:
         instance = super().from_db(db, field_names, values)
-        getattr(instance, TRACKER).set_saved_fields()  # the values loaded (see _Tracker.initialize_tracker)
+        getattr(cls, TRACKER).of(instance).set_saved_fields()  # the values loaded
+        # Read by model_utils' descriptor wrappers: a deferred field assigned from now on is loaded first.
+        instance._instance_initialized = True  # type: ignore[attr-defined]
         return instance
 
     # The FieldTracker wraps each tracked field's descriptor so that every read checks for deferred
@@ -394,39 +396,55 @@ class _InstanceTracker(FieldInstanceTracker):
 
 class _Tracker(FieldTracker):
     """django-model-utils' FieldTracker, with cheaper descriptor wrappers for loaded fields, a
-    cheaper snapshot of the saved values and a cheaper reset after a save."""
+    cheaper snapshot of the saved values and a cheaper reset after a save.
+
+    model_utils patches `__init__` to build a per-instance tracker (and snapshot) for every instance;
+    here it is built on first access instead, so building a row costs nothing. LoguxSynced.from_db()
+    builds it for loaded rows (their snapshot is the values loaded), the first save for new rows."""
 
     tracker_class = _InstanceTracker
 
-    def initialize_tracker(self, sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
-        if not isinstance(instance, self.model_class):
-            return
-        tracker = self.tracker_class(instance, self.fields, self.field_map)
-        setattr(instance, self.attname, tracker)
-        # model_utils snapshots every instance it builds. A new row's snapshot is never read (its first
-        # save sends every field, then takes one): only rows loaded from the database need theirs now,
-        # and LoguxSynced.from_db() takes it.
-        tracker.saved_data = {}
-        instance._instance_initialized = True  # type: ignore[attr-defined]
+    def patch_init(self, model: type[models.Model]) -> None:
+        pass
+
+    @overload
+    def __get__(self, instance: None, owner: type[models.Model]) -> FieldTracker: ...
+
+    @overload
+    def __get__(self, instance: models.Model, owner: type[models.Model]) -> FieldInstanceTracker: ...
+
+    def __get__(self, instance: models.Model | None, owner: type[models.Model]) -> FieldTracker | FieldInstanceTracker:
+        if instance is None:
+            return self
+        return self.of(instance)
+
+    def of(self, instance: models.Model) -> _InstanceTracker:
+        """The instance's tracker, built with an empty snapshot on first access (a new row's is never
+        read before its first save, which sends every field and then takes one)."""
+        tracker = instance.__dict__.get(self.attname)
+        if tracker is None:
+            tracker = self.tracker_class(instance, self.fields, self.field_map)
+            tracker.saved_data = {}
+            instance.__dict__[self.attname] = tracker
+        return tracker  # type: ignore[no-any-return]
 
     def _patch(self, model: type[models.Model], method: str, fields_kwarg: str) -> None:
-        if method != "save_base":
-            super()._patch(model, method, fields_kwarg)
-            return
-        # model_utils resets the saved values when save_base() exits, through a context object that
-        # counts nested saves per field. Here they are reset when a save succeeds (a failed one leaves
-        # its changes to be found by the next save), with the same update_fields rule.
-        original = model.save_base
-        attname, tracked = self.attname, self.fields
+        # model_utils resets the saved values when save_base() or refresh_from_db() exits, through a
+        # context object that counts nested calls per field. Here they are reset when the call
+        # succeeds (a failed save leaves its changes to be found by the next save), with the same
+        # `update_fields` / `fields` rule.
+        original = getattr(model, method)
+        tracked = self.fields
 
         @functools.wraps(original)
-        def save_base(instance: models.Model, *args: Any, **kwargs: Any) -> None:
-            original(instance, *args, **kwargs)
-            update_fields = kwargs.get(fields_kwarg)
-            fields = None if update_fields is None else [name for name in update_fields if name in tracked]
-            getattr(instance, attname).set_saved_fields(fields)
+        def patched(instance: models.Model, *args: Any, **kwargs: Any) -> Any:
+            result = original(instance, *args, **kwargs)
+            names = kwargs.get(fields_kwarg)
+            fields = None if names is None else [name for name in names if name in tracked]
+            self.of(instance).set_saved_fields(fields)
+            return result
 
-        setattr(model, method, save_base)
+        setattr(model, method, patched)
 
     def finalize_class(self, sender: type[models.Model], **kwargs: Any) -> None:
         super().finalize_class(sender, **kwargs)
