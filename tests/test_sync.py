@@ -693,10 +693,8 @@ def test_a_failed_save_leaves_its_changes_to_the_next_save(changes: list[broadca
     assert task._logux_tracker.changed() == {"done": False}  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("loaded", [None, ("id",), ("id", "title"), ("id", "project")])
+@pytest.mark.parametrize("loaded", [None, ("id", "project"), ("id", "title", "project")])
 def test_the_trackers_snapshot_is_model_utils_own(loaded: tuple[str, ...] | None) -> None:
-    from model_utils.tracker import FieldInstanceTracker
-
     project = Project.objects.create(name="1")
     Task.objects.create(id="t1", title="A", project=project)
     for task in (Task.objects.get(pk="t1") if loaded is None else Task.objects.only(*loaded).get(pk="t1"), Task()):
@@ -707,6 +705,16 @@ def test_the_trackers_snapshot_is_model_utils_own(loaded: tuple[str, ...] | None
         ours = dict(tracker.saved_data)
         FieldInstanceTracker.set_saved_fields(tracker)
         assert ours == tracker.saved_data
+
+
+def test_loading_a_row_with_a_deferred_relation_loads_nothing_more(django_assert_num_queries: Any) -> None:
+    # model_utils' snapshot takes a relation's name for its attname when it skips deferred fields,
+    # and loads `project_id`: a query per row.
+    Task.objects.create(id="t1", title="A", project=Project.objects.create(name="1"))
+    with django_assert_num_queries(1):
+        task = Task.objects.only("id", "title").get(pk="t1")
+        assert task._logux_tracker.current() == task._logux_tracker.saved_data == {"title": "A"}  # type: ignore[attr-defined]
+        assert task.get_deferred_fields() == {"done", "project_id", "secret", "logux_clocks"}
 
 
 def test_a_row_built_in_python_gets_its_tracker_when_first_asked(changes: list[broadcast.Change]) -> None:
@@ -745,3 +753,48 @@ def test_a_pickled_row_keeps_its_tracking(changes: list[broadcast.Change], how: 
     task.title = "C"
     task.save()
     assert (changes[-1].fields, changes[-1].old) == ({"title": "C"}, {"title": "B", "done": False, "project": None})
+
+
+@pytest.mark.parametrize("load", ["only", "defer"])
+def test_a_field_assigned_before_it_was_loaded_is_compared_with_its_stored_value(
+    changes: list[broadcast.Change], load: str
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    first, second = Project.objects.create(name="1"), Project.objects.create(name="2")
+    Task.objects.create(id="t1", title="A", done=True, project=first)
+
+    def loaded() -> Task:
+        rows = Task.objects.only("id") if load == "only" else Task.objects.defer("title", "done", "project")
+        return rows.get(pk="t1")
+
+    task = loaded()
+    task.title, task.project = "A", second  # the stored title again, a new project
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        task.save()  # (the delivery after the commit reads the row again)
+    read = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and '"test_app_task"."title"' in q["sql"]]
+    assert len(read) == 1  # the stored values, in one query
+    assert changes[-1].fields == {"project": second.pk}
+    assert changes[-1].old == {"title": "A", "done": True, "project": first.pk}
+    task = loaded()
+    task.title = "A"
+    task.save()
+    assert len(changes) == 2  # nothing changed
+    task = loaded()
+    task.title = "B"
+    assert task._logux_tracker.previous("title") == "A"  # type: ignore[attr-defined]
+    task.save(update_fields=["title"])
+    assert changes[-1].fields == {"title": "B"}
+    assert changes[-1].old == {"title": "A", "done": True, "project": second.pk}
+    task.project_id = first.pk
+    task.save(update_fields=["project_id"])  # an attname: the change is sent, the snapshot follows
+    assert changes[-1].fields == {"project": first.pk} and changes[-1].old["project"] == second.pk
+    assert task._logux_tracker.changed() == {}  # type: ignore[attr-defined]
+    task = loaded()
+    task.done = False
+    task.refresh_from_db()  # reloads it: nothing changed
+    assert task._logux_tracker.changed() == {} and task.done  # type: ignore[attr-defined]
+    task.title = "C"
+    task.refresh_from_db(fields=["done"])  # `title` keeps its assigned value and its stored one
+    assert task._logux_tracker.changed() == {"title": "B"}  # type: ignore[attr-defined]

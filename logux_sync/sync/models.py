@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, overload
 
@@ -11,7 +12,7 @@ from django.db.models.query_utils import DeferredAttribute
 from django.db.models.signals import class_prepared
 from django.utils import timezone
 from model_utils import FieldTracker
-from model_utils.tracker import DescriptorWrapper, FieldInstanceTracker, FullDescriptorWrapper, lightweight_deepcopy
+from model_utils.tracker import FieldInstanceTracker, lightweight_deepcopy
 
 from . import broadcast
 from .clocks import clock_of, server_meta
@@ -170,16 +171,16 @@ class LoguxSynced(models.Model):
         creating = self._state.adding
         # The generic commands name the fields a client edit won, changed value or not: their clocks move.
         explicit = self.__dict__.pop("_logux_fields", None)
-        tracker = None if creating else getattr(self, TRACKER)
-        if tracker is None:
+        saved = None if creating else self._saved_values()
+        if saved is None:
             changed = list(opts.fields)
         elif explicit is not None:
             changed = [name for name in opts.fields if name in explicit]
         else:
-            changed = self._changed_fields(tracker)
+            changed = self._changed_fields(saved)
         update_fields = kwargs.get("update_fields")
-        if update_fields is not None:
-            changed = [name for name in changed if name in update_fields]
+        if update_fields is not None:  # names or attnames
+            changed = [n for n, a in opts.named_attnames if n in changed and (n in update_fields or a in update_fields)]
         meta = _obj_stamp(self)
         if changed:
             self.logux_clocks = stamped(self.logux_clocks, changed, meta)
@@ -188,7 +189,7 @@ class LoguxSynced(models.Model):
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         connection = transaction.get_connection(using)
         # post_save reads these to broadcast exactly this edit (and writes it on this connection).
-        old = None if tracker is None else self._old_wire(tracker, changed)
+        old = None if saved is None else self._old_wire(saved, changed)
         self._logux_pending = (changed, old, meta, connection)
         # The row and its outbox entry (written by post_save) commit together, even in autocommit: a
         # failure in post_save must not leave the row saved without it. Inside an atomic block that
@@ -211,36 +212,37 @@ class LoguxSynced(models.Model):
     @classmethod
     def from_db(cls, db: str | None, field_names: Collection[str], values: Collection[Any]) -> Self:
         instance = super().from_db(db, field_names, values)
-        getattr(cls, TRACKER).of(instance).set_saved_fields()  # the values loaded
-        # Read by model_utils' descriptor wrappers: a deferred field assigned from now on is loaded first.
-        instance._instance_initialized = True  # type: ignore[attr-defined]
+        tracker = getattr(cls, TRACKER)
+        tracker.of(instance).saved_data = tracker.loaded(instance)  # the values loaded
         return instance
 
-    # The FieldTracker wraps each tracked field's descriptor so that every read checks for deferred
-    # fields; a loaded field's value is in the instance dict, where those descriptors read it, so the
-    # two helpers below read it there and leave deferred fields to the tracker.
+    def _saved_values(self) -> dict[str, Any]:
+        """The synced fields' stored values (the tracker's snapshot). Those of fields deferred when the
+        row was loaded are fetched first, in one query, and the ones still deferred loaded: a save
+        compares the assigned ones and sends the others' values."""
+        tracker = getattr(self, TRACKER)
+        saved: dict[str, Any] = tracker.saved_data
+        missing = [name for name in self._logux.fields if name not in saved]
+        if missing:
+            tracker.tracker.load_stored(self, missing)
+        return saved
 
-    def _changed_fields(self, tracker: Any) -> list[str]:
-        """The synced fields whose value differs from the tracker's saved one (`tracker.has_changed`)."""
+    def _changed_fields(self, saved: dict[str, Any]) -> list[str]:
+        """The synced fields whose value differs from the stored one (`tracker.has_changed`)."""
         data = self.__dict__
-        saved = tracker.saved_data
         return [
-            name
-            for name, attname in self._logux.named_attnames
-            if (saved.get(name) != data[attname] if attname in data else tracker.has_changed(name))
+            name for name, attname in self._logux.named_attnames if attname in data and saved.get(name) != data[attname]
         ]
 
-    def _old_wire(self, tracker: Any, changed: list[str]) -> dict[str, Any]:
-        """The row's synced values before this save: the tracker's saved ones for `changed` fields."""
+    def _old_wire(self, saved: dict[str, Any], changed: list[str]) -> dict[str, Any]:
+        """The row's synced values before this save: the stored ones for `changed` fields."""
         data = self.__dict__
         old = {}
         for name, attname in self._logux.named_attnames:
-            if name not in changed:
-                value = data[attname] if attname in data else getattr(self, attname)
+            if name in changed:
+                value = saved.get(name)
             else:
-                value = tracker.saved_data.get(name) if attname in data else tracker.previous(name)
-                if isinstance(value, models.Model):
-                    value = value.pk
+                value = data[attname] if attname in data else getattr(self, attname)
             old[name] = to_wire(value)
         return old
 
@@ -302,107 +304,86 @@ class LoguxSynced(models.Model):
 
 def _reads_dict(descriptor: Any) -> bool:
     """Does the descriptor return a loaded value straight from the instance dict (Django's column one)?"""
-    if isinstance(descriptor, _LoadedFieldsFirst):
-        return descriptor.reads_dict
     return getattr(type(descriptor), "__get__", None) is DeferredAttribute.__get__
-
-
-class _LoadedFieldsFirst:
-    """Mixed into model_utils' descriptor wrappers: a read or write that its deferred-fields check
-    cannot affect skips the check (`get_deferred_fields()` walks every field of the model, and the
-    wrappers ran it on every attribute access). Deferred fields still go through model_utils' code."""
-
-    field_name: str
-    descriptor: Any
-
-    def __init__(self, field_name: str, descriptor: Any, tracker_attname: str, model: type[models.Model]):
-        super().__init__(field_name, descriptor, tracker_attname)  # type: ignore[call-arg]
-        attnames = {field.attname for field in model._meta.concrete_fields}
-        # Only a concrete field's attname can be deferred (for a relation's name the check is always false).
-        self.deferrable = field_name in attnames
-        self.reads_dict = self.deferrable and _reads_dict(descriptor)
-        self.setter = getattr(descriptor, "__set__", None)
-
-    def __get__(self, instance: Any, owner: Any) -> Any:
-        if instance is not None:
-            if not self.deferrable:
-                return self.descriptor.__get__(instance, owner)
-            data = instance.__dict__
-            if self.reads_dict and self.field_name in data:
-                return data[self.field_name]
-        return super().__get__(instance, owner)  # type: ignore[misc]
-
-    def __set__(self, instance: Any, value: Any) -> None:
-        # Not deferred (loaded, or not an attname), or still in __init__ (the tracker marks the
-        # instance initialized after it): model_utils just sets it.
-        data = instance.__dict__
-        if not self.deferrable or self.field_name in data or "_instance_initialized" not in data:
-            if self.setter is not None:
-                self.setter(instance, value)
-            else:
-                instance.__dict__[self.field_name] = value
-            return
-        super().__set__(instance, value)  # type: ignore[misc]
-
-
-class _Wrapper(_LoadedFieldsFirst, DescriptorWrapper[Any]):
-    pass
-
-
-class _FullWrapper(_LoadedFieldsFirst, FullDescriptorWrapper[Any]):
-    pass
 
 
 # Values whose deep copy is the value itself.
 _ATOMIC = frozenset({str, int, float, bool, bytes, type(None)})
 
 
-@functools.cache
-def _columns(model: type[models.Model]) -> tuple[frozenset[str], frozenset[str]]:
-    """The model's column attnames, and those whose descriptor reads a loaded value from the instance dict."""
-    attnames = frozenset(field.attname for field in model._meta.concrete_fields)
-    return attnames, frozenset(name for name in attnames if _reads_dict(getattr(model, name, None)))
+def _copy(value: Any) -> Any:
+    """model_utils copies the saved values against in-place changes."""
+    return value if type(value) in _ATOMIC else lightweight_deepcopy(value)
 
 
 class _InstanceTracker(FieldInstanceTracker):
-    """model_utils' per-instance tracker; `current` and `set_saved_fields` give the same results
-    without the deferred-fields scan, the wrapped descriptors and deep copies of immutable values.
-    They run when every instance is built and after every save."""
+    """model_utils' per-instance tracker over the cheaper snapshot of `_Tracker`. Without model_utils'
+    descriptor wrappers, `previous` fetches the stored value of a field assigned before it was loaded."""
+
+    def __init__(self, instance: models.Model, tracker: _Tracker) -> None:
+        super().__init__(instance, tracker.fields, tracker.field_map)
+        self.tracker: _Tracker = tracker  # an instance attribute: not read as a descriptor
+        self.saved_data: dict[str, Any] = {}
 
     def current(self, fields: Iterable[str] | None = None) -> dict[str, Any]:
         instance = self.instance
         data = instance.__dict__
-        attnames, plain = _columns(type(instance))
-        if fields is None:  # all but the deferred ones: column attnames missing from the dict
-            fields = [name for name in self.fields if name in data or name not in attnames]
+        columns = self.tracker.columns
+        if fields is None:  # the loaded ones (model_utils' deferred check misses a relation's attname)
+            fields = [name for name in self.fields if columns[name][0] in data]
         values = {}
         for name in fields:
-            attname = self.field_map[name]
-            values[name] = data[attname] if attname in plain and attname in data else getattr(instance, attname)
+            attname, plain = columns[name]
+            values[name] = data[attname] if plain and attname in data else getattr(instance, attname)
         return values
 
     def set_saved_fields(self, fields: Iterable[str] | None = None) -> None:
         if not self.instance.pk:
             self.saved_data = {}
         elif fields is None:
-            self.saved_data = self.current()
+            self.saved_data = self.tracker.loaded(self.instance)
         else:
-            self.saved_data.update(**self.current(fields=fields))
-        saved = self.saved_data
-        for name, value in saved.items():  # model_utils copies them against in-place changes
-            if type(value) not in _ATOMIC:
-                saved[name] = lightweight_deepcopy(value)
+            self.saved_data.update({name: _copy(value) for name, value in self.current(fields).items()})
+
+    def has_changed(self, field: str) -> bool:
+        if field in self.fields and self.field_map[field] not in self.instance.__dict__:
+            return False  # deferred, never read nor assigned
+        return super().has_changed(field)
+
+    def previous(self, field: str) -> Any:
+        if field in self.fields and field not in self.saved_data and not self.instance._state.adding:
+            self.tracker.load_stored(self.instance, [field])
+        return self.saved_data.get(field)
 
 
 class _Tracker(FieldTracker):
-    """django-model-utils' FieldTracker, with cheaper descriptor wrappers for loaded fields, a
+    """django-model-utils' FieldTracker without its descriptor wrappers and patched `__init__`, with a
     cheaper snapshot of the saved values and a cheaper reset after a save.
 
-    model_utils patches `__init__` to build a per-instance tracker (and snapshot) for every instance;
-    here it is built on first access instead, so building a row costs nothing. LoguxSynced.from_db()
-    builds it for loaded rows (their snapshot is the values loaded), the first save for new rows."""
+    model_utils builds a per-instance tracker with a snapshot in `__init__`, for every instance; here it
+    is built on first access, so building a row costs nothing. LoguxSynced.from_db() builds it for
+    loaded rows (their snapshot is the values loaded), the first save for new rows."""
 
-    tracker_class = _InstanceTracker
+    # Per tracked field: its attname, and whether its descriptor reads a loaded value from the instance dict.
+    columns: dict[str, tuple[str, bool]]
+    # Tracked field names by name and by attname (`update_fields` and `refresh_from_db` take either).
+    names: dict[str, str]
+
+    def finalize_class(self, sender: type[models.Model], **kwargs: Any) -> None:
+        # model_utils wraps each tracked field's descriptor, which makes every read and assignment
+        # check for deferred fields (a Python call each), so that a deferred field's stored value is
+        # snapshotted when it is loaded or first assigned. Here a deferred field loaded later goes
+        # through refresh_from_db() (Django's descriptor calls it), patched below, and the stored value
+        # of one assigned before it was loaded is fetched when a save or `previous()` needs it.
+        self.fields = set(self.fields)
+        self.field_map = self.get_field_map(sender)
+        self.model_class = sender
+        setattr(sender, self.name, self)
+        self.columns = {
+            name: (attname, _reads_dict(getattr(sender, attname, None))) for name, attname in self.field_map.items()
+        }
+        self.names = {**{name: name for name in self.columns}, **{a: name for name, (a, _) in self.columns.items()}}
+        self.patch_save(sender)
 
     def patch_init(self, model: type[models.Model]) -> None:
         pass
@@ -423,36 +404,59 @@ class _Tracker(FieldTracker):
         read before its first save, which sends every field and then takes one)."""
         tracker = instance.__dict__.get(self.attname)
         if tracker is None:
-            tracker = self.tracker_class(instance, self.fields, self.field_map)
-            tracker.saved_data = {}
+            tracker = _InstanceTracker(instance, self)
             instance.__dict__[self.attname] = tracker
         return tracker  # type: ignore[no-any-return]
+
+    def loaded(self, instance: models.Model, names: Iterable[str] | None = None) -> dict[str, Any]:
+        """The tracked fields' values loaded in the instance (all, or `names`), copied for a snapshot."""
+        data = instance.__dict__
+        values = {}
+        columns = self.columns
+        for name in columns if names is None else names:
+            attname, plain = columns[name]
+            if attname in data:
+                values[name] = _copy(data[attname] if plain else getattr(instance, attname))
+        return values
+
+    def load_stored(self, instance: models.Model, names: list[str]) -> None:
+        """Put the stored values of `names` in the snapshot, in one query; those still deferred are
+        loaded into the instance too, as reading them would."""
+        if instance.pk is None:
+            return
+        attnames = [self.columns[name][0] for name in names]
+        manager = type(instance)._base_manager.db_manager(instance._state.db, hints={"instance": instance})
+        row = manager.filter(pk=instance.pk).values_list(*attnames).first()
+        if row is None:  # no stored row: nothing to compare with
+            return
+        data = instance.__dict__
+        saved = self.of(instance).saved_data
+        for name, attname, value in zip(names, attnames, row, strict=True):
+            if attname not in data:
+                setattr(instance, attname, value)
+            saved[name] = _copy(value)
 
     def _patch(self, model: type[models.Model], method: str, fields_kwarg: str) -> None:
         # model_utils resets the saved values when save_base() or refresh_from_db() exits, through a
         # context object that counts nested calls per field. Here they are reset when the call
         # succeeds (a failed save leaves its changes to be found by the next save), with the same
-        # `update_fields` / `fields` rule.
+        # `update_fields` / `fields` rule (names or attnames).
         original = getattr(model, method)
-        tracked = self.fields
+        names = self.names
+        position = list(inspect.signature(original).parameters).index(fields_kwarg) - 1  # after `self`
 
         @functools.wraps(original)
         def patched(instance: models.Model, *args: Any, **kwargs: Any) -> Any:
             result = original(instance, *args, **kwargs)
-            names = kwargs.get(fields_kwarg)
-            fields = None if names is None else [name for name in names if name in tracked]
-            self.of(instance).set_saved_fields(fields)
+            fields = args[position] if len(args) > position else kwargs.get(fields_kwarg)
+            tracker = self.of(instance)
+            if fields is None:
+                tracker.saved_data = self.loaded(instance)
+            else:
+                tracker.saved_data.update(self.loaded(instance, [names[f] for f in fields if f in names]))
             return result
 
         setattr(model, method, patched)
-
-    def finalize_class(self, sender: type[models.Model], **kwargs: Any) -> None:
-        super().finalize_class(sender, **kwargs)
-        for name in self.fields:
-            wrapper = sender.__dict__.get(name)
-            if isinstance(wrapper, DescriptorWrapper) and type(wrapper) in (DescriptorWrapper, FullDescriptorWrapper):
-                cls = _FullWrapper if isinstance(wrapper, FullDescriptorWrapper) else _Wrapper
-                setattr(sender, name, cls(name, wrapper.descriptor, self.attname, sender))
 
 
 def _prepare(sender: type[models.Model], **kwargs: Any) -> None:
