@@ -798,3 +798,17 @@ def test_a_field_assigned_before_it_was_loaded_is_compared_with_its_stored_value
     task.title = "C"
     task.refresh_from_db(fields=["done"])  # `title` keeps its assigned value and its stored one
     assert task._logux_tracker.changed() == {"title": "B"}  # type: ignore[attr-defined]
+
+
+def test_the_snapshot_lives_in_the_row_and_the_tracker_is_a_view_of_it(changes: list[broadcast.Change]) -> None:
+    import copy
+
+    task = Task.objects.create(id="t1", title="A")
+    assert not any(isinstance(value, FieldInstanceTracker) for value in vars(task).values())  # a save builds none
+    task.title = "B"
+    clone = copy.copy(task)
+    assert clone._logux_tracker.instance is clone and task._logux_tracker.instance is task  # type: ignore[attr-defined]
+    clone.title = "C"
+    assert (task._logux_tracker.changed(), clone._logux_tracker.changed()) == ({"title": "A"}, {"title": "A"})  # type: ignore[attr-defined]
+    task._logux_tracker.set_saved_fields()  # type: ignore[attr-defined]
+    assert not task._logux_tracker.changed() and clone._logux_tracker.changed() == {"title": "A"}  # type: ignore[attr-defined]

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from typing import Self  # Python 3.11+
 
 TRACKER = "_logux_tracker"
+# The row's snapshot of its synced fields' stored values (model_utils' `saved_data`), in its own dict.
+SAVED = "_logux_saved"
 
 
 def stamped(clocks: dict[str, Any] | None, changed: list[str], meta: dict[str, Any]) -> dict[str, Any]:
@@ -123,9 +125,7 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
 
 def _reset_trackers(objs: Iterable[Any]) -> None:
     for obj in objs:
-        tracker = getattr(obj, TRACKER, None)
-        if tracker is not None:
-            tracker.set_saved_fields()
+        obj.__dict__[SAVED] = {} if obj.pk is None else getattr(type(obj), TRACKER).loaded(obj)
 
 
 LoguxSyncedManager = models.Manager.from_queryset(LoguxSyncedQuerySet)
@@ -212,19 +212,17 @@ class LoguxSynced(models.Model):
     @classmethod
     def from_db(cls, db: str | None, field_names: Collection[str], values: Collection[Any]) -> Self:
         instance = super().from_db(db, field_names, values)
-        tracker = getattr(cls, TRACKER)
-        tracker.of(instance).saved_data = tracker.loaded(instance)  # the values loaded
+        instance.__dict__[SAVED] = getattr(cls, TRACKER).loaded(instance)  # the values loaded
         return instance
 
     def _saved_values(self) -> dict[str, Any]:
-        """The synced fields' stored values (the tracker's snapshot). Those of fields deferred when the
-        row was loaded are fetched first, in one query, and the ones still deferred loaded: a save
-        compares the assigned ones and sends the others' values."""
-        tracker = getattr(self, TRACKER)
-        saved: dict[str, Any] = tracker.saved_data
+        """The synced fields' stored values (the tracker's snapshot). Those missing from it (deferred
+        when the row was loaded) are fetched first, in one query, and the ones still deferred loaded:
+        a save compares the assigned ones and sends the others' values."""
+        saved: dict[str, Any] = self.__dict__.setdefault(SAVED, {})
         missing = [name for name in self._logux.fields if name not in saved]
         if missing:
-            tracker.tracker.load_stored(self, missing)
+            getattr(type(self), TRACKER).load_stored(self, missing)
         return saved
 
     def _changed_fields(self, saved: dict[str, Any]) -> list[str]:
@@ -317,13 +315,21 @@ def _copy(value: Any) -> Any:
 
 
 class _InstanceTracker(FieldInstanceTracker):
-    """model_utils' per-instance tracker over the cheaper snapshot of `_Tracker`. Without model_utils'
-    descriptor wrappers, `previous` fetches the stored value of a field assigned before it was loaded."""
+    """model_utils' per-instance tracker, a view of the snapshot the row keeps in its dict (see
+    _Tracker). Without model_utils' descriptor wrappers, `previous` fetches the stored value of a field
+    assigned before it was loaded."""
 
     def __init__(self, instance: models.Model, tracker: _Tracker) -> None:
         super().__init__(instance, tracker.fields, tracker.field_map)
         self.tracker: _Tracker = tracker  # an instance attribute: not read as a descriptor
-        self.saved_data: dict[str, Any] = {}
+
+    @property  # type: ignore[override]
+    def saved_data(self) -> dict[str, Any]:
+        return self.instance.__dict__.setdefault(SAVED, {})  # type: ignore[no-any-return]
+
+    @saved_data.setter
+    def saved_data(self, value: dict[str, Any]) -> None:
+        self.instance.__dict__[SAVED] = value
 
     def current(self, fields: Iterable[str] | None = None) -> dict[str, Any]:
         instance = self.instance
@@ -360,9 +366,11 @@ class _Tracker(FieldTracker):
     """django-model-utils' FieldTracker without its descriptor wrappers and patched `__init__`, with a
     cheaper snapshot of the saved values and a cheaper reset after a save.
 
-    model_utils builds a per-instance tracker with a snapshot in `__init__`, for every instance; here it
-    is built on first access, so building a row costs nothing. LoguxSynced.from_db() builds it for
-    loaded rows (their snapshot is the values loaded), the first save for new rows."""
+    model_utils builds a per-instance tracker holding a snapshot in `__init__`, for every instance.
+    Here the snapshot is a plain dict in the row's own `__dict__` (SAVED), taken by
+    LoguxSynced.from_db() (the values loaded) and after each successful save or refresh; a new row has
+    none until its first save, which sends every field. The per-instance tracker is only a view of
+    it, built when something asks for `obj._logux_tracker`, so building or saving a row builds none."""
 
     # Per tracked field: its attname, and whether its descriptor reads a loaded value from the instance dict.
     columns: dict[str, tuple[str, bool]]
@@ -382,6 +390,7 @@ class _Tracker(FieldTracker):
         self.columns = {
             name: (attname, _reads_dict(getattr(sender, attname, None))) for name, attname in self.field_map.items()
         }
+        self.column_list = tuple((name, attname, plain) for name, (attname, plain) in self.columns.items())
         self.names = {**{name: name for name in self.columns}, **{a: name for name, (a, _) in self.columns.items()}}
         self.patch_save(sender)
 
@@ -400,10 +409,9 @@ class _Tracker(FieldTracker):
         return self.of(instance)
 
     def of(self, instance: models.Model) -> _InstanceTracker:
-        """The instance's tracker, built with an empty snapshot on first access (a new row's is never
-        read before its first save, which sends every field and then takes one)."""
+        """The instance's tracker, built on first access (kept for model_utils' nested contexts)."""
         tracker = instance.__dict__.get(self.attname)
-        if tracker is None:
+        if tracker is None or tracker.instance is not instance:  # none yet, or copied with the row
             tracker = _InstanceTracker(instance, self)
             instance.__dict__[self.attname] = tracker
         return tracker  # type: ignore[no-any-return]
@@ -430,7 +438,7 @@ class _Tracker(FieldTracker):
         if row is None:  # no stored row: nothing to compare with
             return
         data = instance.__dict__
-        saved = self.of(instance).saved_data
+        saved = data.setdefault(SAVED, {})
         for name, attname, value in zip(names, attnames, row, strict=True):
             if attname not in data:
                 setattr(instance, attname, value)
@@ -442,18 +450,26 @@ class _Tracker(FieldTracker):
         # succeeds (a failed save leaves its changes to be found by the next save), with the same
         # `update_fields` / `fields` rule (names or attnames).
         original = getattr(model, method)
-        names = self.names
+        names, columns = self.names, self.column_list
         position = list(inspect.signature(original).parameters).index(fields_kwarg) - 1  # after `self`
 
         @functools.wraps(original)
         def patched(instance: models.Model, *args: Any, **kwargs: Any) -> Any:
             result = original(instance, *args, **kwargs)
             fields = args[position] if len(args) > position else kwargs.get(fields_kwarg)
-            tracker = self.of(instance)
-            if fields is None:
-                tracker.saved_data = self.loaded(instance)
-            else:
-                tracker.saved_data.update(self.loaded(instance, [names[f] for f in fields if f in names]))
+            data = instance.__dict__
+            if fields is not None:
+                saved = data.get(SAVED)
+                loaded = self.loaded(instance, [names[f] for f in fields if f in names])
+                data[SAVED] = loaded if saved is None else {**saved, **loaded}
+                return result
+            # After every save: self.loaded(instance), inline.
+            saved = {}
+            for name, attname, plain in columns:
+                if attname in data:
+                    value = data[attname] if plain else getattr(instance, attname)
+                    saved[name] = value if type(value) in _ATOMIC else lightweight_deepcopy(value)
+            data[SAVED] = saved
             return result
 
         setattr(model, method, patched)
