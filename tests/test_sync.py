@@ -812,3 +812,16 @@ def test_the_snapshot_lives_in_the_row_and_the_tracker_is_a_view_of_it(changes: 
     assert (task._logux_tracker.changed(), clone._logux_tracker.changed()) == ({"title": "A"}, {"title": "A"})  # type: ignore[attr-defined]
     task._logux_tracker.set_saved_fields()  # type: ignore[attr-defined]
     assert not task._logux_tracker.changed() and clone._logux_tracker.changed() == {"title": "A"}  # type: ignore[attr-defined]
+
+
+def test_the_snapshot_copies_only_mutable_values() -> None:
+    import datetime
+    import decimal
+    import uuid
+
+    from logux_sync.sync.models import _copy
+
+    for value in (datetime.datetime.now(), datetime.date.today(), decimal.Decimal("1.5"), uuid.uuid4(), "s", None):
+        assert _copy(value) is value
+    nested = {"a": [1]}
+    assert _copy(nested) == nested and _copy(nested)["a"] is not nested["a"]

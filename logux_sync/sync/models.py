@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import functools
 import inspect
+import uuid
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, overload
 
@@ -305,8 +308,12 @@ def _reads_dict(descriptor: Any) -> bool:
     return getattr(type(descriptor), "__get__", None) is DeferredAttribute.__get__
 
 
-# Values whose deep copy is the value itself.
-_ATOMIC = frozenset({str, int, float, bool, bytes, type(None)})
+# Immutable values, which the snapshot keeps as they are (a deep copy of a datetime or a UUID takes
+# microseconds).
+_ATOMIC = frozenset(
+    {str, int, float, bool, bytes, type(None), datetime.date, datetime.datetime, datetime.time, datetime.timedelta}
+    | {decimal.Decimal, uuid.UUID}
+)
 
 
 def _copy(value: Any) -> Any:
