@@ -397,7 +397,6 @@ class _Tracker(FieldTracker):
         self.columns = {
             name: (attname, _reads_dict(getattr(sender, attname, None))) for name, attname in self.field_map.items()
         }
-        self.column_list = tuple((name, attname, plain) for name, (attname, plain) in self.columns.items())
         self.names = {**{name: name for name in self.columns}, **{a: name for name, (a, _) in self.columns.items()}}
         self.patch_save(sender)
 
@@ -457,7 +456,7 @@ class _Tracker(FieldTracker):
         # succeeds (a failed save leaves its changes to be found by the next save), with the same
         # `update_fields` / `fields` rule (names or attnames).
         original = getattr(model, method)
-        names, columns = self.names, self.column_list
+        names = self.names
         position = list(inspect.signature(original).parameters).index(fields_kwarg) - 1  # after `self`
 
         @functools.wraps(original)
@@ -465,18 +464,11 @@ class _Tracker(FieldTracker):
             result = original(instance, *args, **kwargs)
             fields = args[position] if len(args) > position else kwargs.get(fields_kwarg)
             data = instance.__dict__
-            if fields is not None:
-                saved = data.get(SAVED)
+            if fields is None:
+                data[SAVED] = self.loaded(instance)
+            else:  # a new dict: a copy of the row (copy.copy) keeps its own
                 loaded = self.loaded(instance, [names[f] for f in fields if f in names])
-                data[SAVED] = loaded if saved is None else {**saved, **loaded}
-                return result
-            # After every save: self.loaded(instance), inline.
-            saved = {}
-            for name, attname, plain in columns:
-                if attname in data:
-                    value = data[attname] if plain else getattr(instance, attname)
-                    saved[name] = value if type(value) in _ATOMIC else lightweight_deepcopy(value)
-            data[SAVED] = saved
+                data[SAVED] = {**data.get(SAVED, {}), **loaded}
             return result
 
         setattr(model, method, patched)
