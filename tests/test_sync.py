@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.db import transaction
 from django.test import override_settings
+from model_utils.tracker import FieldInstanceTracker
 
 import logux_sync
 from logux_sync.sync import broadcast
@@ -718,10 +719,8 @@ def test_a_failed_save_leaves_its_changes_to_the_next_save(changes: list[broadca
     assert task._logux_tracker.changed() == {"done": False}  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("loaded", [None, ("id",), ("id", "title"), ("id", "project")])
+@pytest.mark.parametrize("loaded", [None, ("id", "project"), ("id", "title", "project")])
 def test_the_trackers_snapshot_is_model_utils_own(loaded: tuple[str, ...] | None) -> None:
-    from model_utils.tracker import FieldInstanceTracker
-
     project = Project.objects.create(name="1")
     Task.objects.create(id="t1", title="A", project=project)
     for task in (Task.objects.get(pk="t1") if loaded is None else Task.objects.only(*loaded).get(pk="t1"), Task()):
@@ -732,3 +731,123 @@ def test_the_trackers_snapshot_is_model_utils_own(loaded: tuple[str, ...] | None
         ours = dict(tracker.saved_data)
         FieldInstanceTracker.set_saved_fields(tracker)
         assert ours == tracker.saved_data
+
+
+def test_loading_a_row_with_a_deferred_relation_loads_nothing_more(django_assert_num_queries: Any) -> None:
+    # model_utils' snapshot takes a relation's name for its attname when it skips deferred fields,
+    # and loads `project_id`: a query per row.
+    Task.objects.create(id="t1", title="A", project=Project.objects.create(name="1"))
+    with django_assert_num_queries(1):
+        task = Task.objects.only("id", "title").get(pk="t1")
+        assert task._logux_tracker.current() == task._logux_tracker.saved_data == {"title": "A"}  # type: ignore[attr-defined]
+        assert task.get_deferred_fields() == {"done", "project_id", "secret", "logux_clocks"}
+
+
+def test_a_row_built_in_python_gets_its_tracker_when_first_asked(changes: list[broadcast.Change]) -> None:
+    task = Task(id="t1", title="A")
+    assert not any(isinstance(value, FieldInstanceTracker) for value in vars(task).values())  # nothing built yet
+    assert task._logux_tracker.saved_data == {}  # type: ignore[attr-defined]
+    assert task._logux_tracker.has_changed("title")  # type: ignore[attr-defined]
+    task = Task(id="t2", title="B")
+    task.save()  # the first access: the save takes the snapshot
+    task.title = "C"
+    assert task._logux_tracker.changed() == {"title": "B"}  # type: ignore[attr-defined]
+    fresh = Task(id="t2", title="x")
+    fresh.refresh_from_db()  # reloaded before any access: the snapshot is the values loaded
+    assert fresh._logux_tracker.saved_data == {"title": "B", "done": False, "project": None}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("how", ["new", "created", "loaded", "deferred"])
+def test_a_pickled_row_keeps_its_tracking(changes: list[broadcast.Change], how: str) -> None:
+    if how == "new":
+        task = Task(id="t1", title="A")
+    else:
+        Task.objects.create(id="t1", title="A")
+        task = Task(id="t1", title="A") if how == "created" else Task.objects.get(pk="t1")
+        if how == "created":
+            task.save()
+        elif how == "deferred":
+            task = Task.objects.only("id").get(pk="t1")
+    task = pickle.loads(pickle.dumps(task))
+    task.title = "B"
+    if how != "new":
+        assert task._logux_tracker.changed() == {"title": "A"}  # type: ignore[attr-defined]
+    task.save()
+    assert changes[-1].fields == ({"title": "B", "done": False, "project": None} if how == "new" else {"title": "B"})
+    assert changes[-1].old == (None if how == "new" else {"title": "A", "done": False, "project": None})
+    task = pickle.loads(pickle.dumps(task))
+    task.title = "C"
+    task.save()
+    assert (changes[-1].fields, changes[-1].old) == ({"title": "C"}, {"title": "B", "done": False, "project": None})
+
+
+@pytest.mark.parametrize("load", ["only", "defer"])
+def test_a_field_assigned_before_it_was_loaded_is_compared_with_its_stored_value(
+    changes: list[broadcast.Change], load: str
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    first, second = Project.objects.create(name="1"), Project.objects.create(name="2")
+    Task.objects.create(id="t1", title="A", done=True, project=first)
+
+    def loaded() -> Task:
+        rows = Task.objects.only("id") if load == "only" else Task.objects.defer("title", "done", "project")
+        return rows.get(pk="t1")
+
+    task = loaded()
+    task.title, task.project = "A", second  # the stored title again, a new project
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        task.save()  # (the delivery after the commit reads the row again)
+    read = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and '"test_app_task"."title"' in q["sql"]]
+    assert len(read) == 1  # the stored values, in one query
+    assert changes[-1].fields == {"project": second.pk}
+    assert changes[-1].old == {"title": "A", "done": True, "project": first.pk}
+    task = loaded()
+    task.title = "A"
+    task.save()
+    assert len(changes) == 2  # nothing changed
+    task = loaded()
+    task.title = "B"
+    assert task._logux_tracker.previous("title") == "A"  # type: ignore[attr-defined]
+    task.save(update_fields=["title"])
+    assert changes[-1].fields == {"title": "B"}
+    assert changes[-1].old == {"title": "A", "done": True, "project": second.pk}
+    task.project_id = first.pk
+    task.save(update_fields=["project_id"])  # an attname: the change is sent, the snapshot follows
+    assert changes[-1].fields == {"project": first.pk} and changes[-1].old["project"] == second.pk
+    assert task._logux_tracker.changed() == {}  # type: ignore[attr-defined]
+    task = loaded()
+    task.done = False
+    task.refresh_from_db()  # reloads it: nothing changed
+    assert task._logux_tracker.changed() == {} and task.done  # type: ignore[attr-defined]
+    task.title = "C"
+    task.refresh_from_db(fields=["done"])  # `title` keeps its assigned value and its stored one
+    assert task._logux_tracker.changed() == {"title": "B"}  # type: ignore[attr-defined]
+
+
+def test_the_snapshot_lives_in_the_row_and_the_tracker_is_a_view_of_it(changes: list[broadcast.Change]) -> None:
+    import copy
+
+    task = Task.objects.create(id="t1", title="A")
+    assert not any(isinstance(value, FieldInstanceTracker) for value in vars(task).values())  # a save builds none
+    task.title = "B"
+    clone = copy.copy(task)
+    assert clone._logux_tracker.instance is clone and task._logux_tracker.instance is task  # type: ignore[attr-defined]
+    clone.title = "C"
+    assert (task._logux_tracker.changed(), clone._logux_tracker.changed()) == ({"title": "A"}, {"title": "A"})  # type: ignore[attr-defined]
+    task._logux_tracker.set_saved_fields()  # type: ignore[attr-defined]
+    assert not task._logux_tracker.changed() and clone._logux_tracker.changed() == {"title": "A"}  # type: ignore[attr-defined]
+
+
+def test_the_snapshot_copies_only_mutable_values() -> None:
+    import datetime
+    import decimal
+    import uuid
+
+    from logux_sync.sync.models import _copy
+
+    for value in (datetime.datetime.now(), datetime.date.today(), decimal.Decimal("1.5"), uuid.uuid4(), "s", None):
+        assert _copy(value) is value
+    nested = {"a": [1]}
+    assert _copy(nested) == nested and _copy(nested)["a"] is not nested["a"]

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import functools
+import inspect
 import json
+import uuid
 from collections.abc import Collection, Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 from django.db import models, router, transaction
 from django.db.models.query_utils import DeferredAttribute
 from django.db.models.signals import class_prepared
 from django.utils import timezone
 from model_utils import FieldTracker
-from model_utils.tracker import DescriptorWrapper, FieldInstanceTracker, FullDescriptorWrapper, lightweight_deepcopy
+from model_utils.tracker import FieldInstanceTracker, lightweight_deepcopy
 
 from ..conf import logux_settings
 from . import broadcast
@@ -23,6 +27,8 @@ if TYPE_CHECKING:
     from typing import Self  # Python 3.11+
 
 TRACKER = "_logux_tracker"
+# The row's snapshot of its synced fields' stored values (model_utils' `saved_data`), in its own dict.
+SAVED = "_logux_saved"
 
 
 def _obj_stamp(obj: LoguxSynced) -> dict[str, Any]:
@@ -118,9 +124,7 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
 
 def _reset_trackers(objs: Iterable[Any]) -> None:
     for obj in objs:
-        tracker = getattr(obj, TRACKER, None)
-        if tracker is not None:
-            tracker.set_saved_fields()
+        obj.__dict__[SAVED] = {} if obj.pk is None else getattr(type(obj), TRACKER).loaded(obj)
 
 
 LoguxSyncedManager = models.Manager.from_queryset(LoguxSyncedQuerySet)
@@ -166,16 +170,16 @@ class LoguxSynced(models.Model):
         creating = self._state.adding
         # The generic commands name the fields a client edit won, changed value or not: their clocks move.
         explicit = self.__dict__.pop("_logux_fields", None)
-        tracker = None if creating else getattr(self, TRACKER)
-        if tracker is None:
+        saved = None if creating else self._saved_values()
+        if saved is None:
             changed = list(opts.fields)
         elif explicit is not None:
             changed = [name for name in opts.fields if name in explicit]
         else:
-            changed = self._changed_fields(tracker)
+            changed = self._changed_fields(saved)
         update_fields = kwargs.get("update_fields")
-        if update_fields is not None:
-            changed = [name for name in changed if name in update_fields]
+        if update_fields is not None:  # names or attnames
+            changed = [n for n, a in opts.named_attnames if n in changed and (n in update_fields or a in update_fields)]
         meta = _obj_stamp(self)
         if changed:
             self.logux_clocks = stamped(self.logux_clocks, changed, meta, len(changed) == len(opts.fields))
@@ -184,7 +188,7 @@ class LoguxSynced(models.Model):
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         connection = transaction.get_connection(using)
         # _save_table() reads these to broadcast exactly this edit (and writes it on this connection).
-        old = None if tracker is None else self._old_wire(tracker, changed)
+        old = None if saved is None else self._old_wire(saved, changed)
         self._logux_pending = (changed, old, meta, connection)
         # The row and its outbox entry commit together, even in autocommit: a failure in queueing it
         # must not leave the row saved without it. Inside an atomic block that
@@ -223,34 +227,35 @@ class LoguxSynced(models.Model):
     @classmethod
     def from_db(cls, db: str | None, field_names: Collection[str], values: Collection[Any]) -> Self:
         instance = super().from_db(db, field_names, values)
-        getattr(instance, TRACKER).set_saved_fields()  # the values loaded (see _Tracker.initialize_tracker)
+        instance.__dict__[SAVED] = getattr(cls, TRACKER).loaded(instance)  # the values loaded
         return instance
 
-    # The FieldTracker wraps each tracked field's descriptor so that every read checks for deferred
-    # fields; a loaded field's value is in the instance dict, where those descriptors read it, so the
-    # two helpers below read it there and leave deferred fields to the tracker.
+    def _saved_values(self) -> dict[str, Any]:
+        """The synced fields' stored values (the tracker's snapshot). Those missing from it (deferred
+        when the row was loaded) are fetched first, in one query, and the ones still deferred loaded:
+        a save compares the assigned ones and sends the others' values."""
+        saved: dict[str, Any] = self.__dict__.setdefault(SAVED, {})
+        missing = [name for name in self._logux.fields if name not in saved]
+        if missing:
+            getattr(type(self), TRACKER).load_stored(self, missing)
+        return saved
 
-    def _changed_fields(self, tracker: Any) -> list[str]:
-        """The synced fields whose value differs from the tracker's saved one (`tracker.has_changed`)."""
+    def _changed_fields(self, saved: dict[str, Any]) -> list[str]:
+        """The synced fields whose value differs from the stored one (`tracker.has_changed`)."""
         data = self.__dict__
-        saved = tracker.saved_data
         return [
-            name
-            for name, attname in self._logux.named_attnames
-            if (saved.get(name) != data[attname] if attname in data else tracker.has_changed(name))
+            name for name, attname in self._logux.named_attnames if attname in data and saved.get(name) != data[attname]
         ]
 
-    def _old_wire(self, tracker: Any, changed: list[str]) -> dict[str, Any]:
-        """The row's synced values before this save: the tracker's saved ones for `changed` fields."""
+    def _old_wire(self, saved: dict[str, Any], changed: list[str]) -> dict[str, Any]:
+        """The row's synced values before this save: the stored ones for `changed` fields."""
         data = self.__dict__
         old = {}
         for name, attname in self._logux.named_attnames:
-            if name not in changed:
-                value = data[attname] if attname in data else getattr(self, attname)
+            if name in changed:
+                value = saved.get(name)
             else:
-                value = tracker.saved_data.get(name) if attname in data else tracker.previous(name)
-                if isinstance(value, models.Model):
-                    value = value.pk
+                value = data[attname] if attname in data else getattr(self, attname)
             old[name] = to_wire(value)
         return old
 
@@ -312,141 +317,173 @@ class LoguxSynced(models.Model):
 
 def _reads_dict(descriptor: Any) -> bool:
     """Does the descriptor return a loaded value straight from the instance dict (Django's column one)?"""
-    if isinstance(descriptor, _LoadedFieldsFirst):
-        return descriptor.reads_dict
     return getattr(type(descriptor), "__get__", None) is DeferredAttribute.__get__
 
 
-class _LoadedFieldsFirst:
-    """Mixed into model_utils' descriptor wrappers: a read or write that its deferred-fields check
-    cannot affect skips the check (`get_deferred_fields()` walks every field of the model, and the
-    wrappers ran it on every attribute access). Deferred fields still go through model_utils' code."""
-
-    field_name: str
-    descriptor: Any
-
-    def __init__(self, field_name: str, descriptor: Any, tracker_attname: str, model: type[models.Model]):
-        super().__init__(field_name, descriptor, tracker_attname)  # type: ignore[call-arg]
-        attnames = {field.attname for field in model._meta.concrete_fields}
-        # Only a concrete field's attname can be deferred (for a relation's name the check is always false).
-        self.deferrable = field_name in attnames
-        self.reads_dict = self.deferrable and _reads_dict(descriptor)
-        self.setter = getattr(descriptor, "__set__", None)
-
-    def __get__(self, instance: Any, owner: Any) -> Any:
-        if instance is not None:
-            if not self.deferrable:
-                return self.descriptor.__get__(instance, owner)
-            data = instance.__dict__
-            if self.reads_dict and self.field_name in data:
-                return data[self.field_name]
-        return super().__get__(instance, owner)  # type: ignore[misc]
-
-    def __set__(self, instance: Any, value: Any) -> None:
-        # Not deferred (loaded, or not an attname), or still in __init__ (the tracker marks the
-        # instance initialized after it): model_utils just sets it.
-        data = instance.__dict__
-        if not self.deferrable or self.field_name in data or "_instance_initialized" not in data:
-            if self.setter is not None:
-                self.setter(instance, value)
-            else:
-                instance.__dict__[self.field_name] = value
-            return
-        super().__set__(instance, value)  # type: ignore[misc]
+# Immutable values, which the snapshot keeps as they are (a deep copy of a datetime or a UUID takes
+# microseconds).
+_ATOMIC = frozenset(
+    {str, int, float, bool, bytes, type(None), datetime.date, datetime.datetime, datetime.time, datetime.timedelta}
+    | {decimal.Decimal, uuid.UUID}
+)
 
 
-class _Wrapper(_LoadedFieldsFirst, DescriptorWrapper[Any]):
-    pass
-
-
-class _FullWrapper(_LoadedFieldsFirst, FullDescriptorWrapper[Any]):
-    pass
-
-
-# Values whose deep copy is the value itself.
-_ATOMIC = frozenset({str, int, float, bool, bytes, type(None)})
-
-
-@functools.cache
-def _columns(model: type[models.Model]) -> tuple[frozenset[str], frozenset[str]]:
-    """The model's column attnames, and those whose descriptor reads a loaded value from the instance dict."""
-    attnames = frozenset(field.attname for field in model._meta.concrete_fields)
-    return attnames, frozenset(name for name in attnames if _reads_dict(getattr(model, name, None)))
+def _copy(value: Any) -> Any:
+    """model_utils copies the saved values against in-place changes."""
+    return value if type(value) in _ATOMIC else lightweight_deepcopy(value)
 
 
 class _InstanceTracker(FieldInstanceTracker):
-    """model_utils' per-instance tracker; `current` and `set_saved_fields` give the same results
-    without the deferred-fields scan, the wrapped descriptors and deep copies of immutable values.
-    They run when every instance is built and after every save."""
+    """model_utils' per-instance tracker, a view of the snapshot the row keeps in its dict (see
+    _Tracker). Without model_utils' descriptor wrappers, `previous` fetches the stored value of a field
+    assigned before it was loaded."""
+
+    def __init__(self, instance: models.Model, tracker: _Tracker) -> None:
+        super().__init__(instance, tracker.fields, tracker.field_map)
+        self.tracker: _Tracker = tracker  # an instance attribute: not read as a descriptor
+
+    @property  # type: ignore[override]
+    def saved_data(self) -> dict[str, Any]:
+        return self.instance.__dict__.setdefault(SAVED, {})  # type: ignore[no-any-return]
+
+    @saved_data.setter
+    def saved_data(self, value: dict[str, Any]) -> None:
+        self.instance.__dict__[SAVED] = value
 
     def current(self, fields: Iterable[str] | None = None) -> dict[str, Any]:
         instance = self.instance
         data = instance.__dict__
-        attnames, plain = _columns(type(instance))
-        if fields is None:  # all but the deferred ones: column attnames missing from the dict
-            fields = [name for name in self.fields if name in data or name not in attnames]
+        columns = self.tracker.columns
+        if fields is None:  # the loaded ones (model_utils' deferred check misses a relation's attname)
+            fields = [name for name in self.fields if columns[name][0] in data]
         values = {}
         for name in fields:
-            attname = self.field_map[name]
-            values[name] = data[attname] if attname in plain and attname in data else getattr(instance, attname)
+            attname, plain = columns[name]
+            values[name] = data[attname] if plain and attname in data else getattr(instance, attname)
         return values
 
     def set_saved_fields(self, fields: Iterable[str] | None = None) -> None:
         if not self.instance.pk:
             self.saved_data = {}
         elif fields is None:
-            self.saved_data = self.current()
+            self.saved_data = self.tracker.loaded(self.instance)
         else:
-            self.saved_data.update(**self.current(fields=fields))
-        saved = self.saved_data
-        for name, value in saved.items():  # model_utils copies them against in-place changes
-            if type(value) not in _ATOMIC:
-                saved[name] = lightweight_deepcopy(value)
+            self.saved_data.update({name: _copy(value) for name, value in self.current(fields).items()})
+
+    def has_changed(self, field: str) -> bool:
+        if field in self.fields and self.field_map[field] not in self.instance.__dict__:
+            return False  # deferred, never read nor assigned
+        return super().has_changed(field)
+
+    def previous(self, field: str) -> Any:
+        if field in self.fields and field not in self.saved_data and not self.instance._state.adding:
+            self.tracker.load_stored(self.instance, [field])
+        return self.saved_data.get(field)
 
 
 class _Tracker(FieldTracker):
-    """django-model-utils' FieldTracker, with cheaper descriptor wrappers for loaded fields, a
-    cheaper snapshot of the saved values and a cheaper reset after a save."""
+    """django-model-utils' FieldTracker without its descriptor wrappers and patched `__init__`, with a
+    cheaper snapshot of the saved values and a cheaper reset after a save.
 
-    tracker_class = _InstanceTracker
+    model_utils builds a per-instance tracker holding a snapshot in `__init__`, for every instance.
+    Here the snapshot is a plain dict in the row's own `__dict__` (SAVED), taken by
+    LoguxSynced.from_db() (the values loaded) and after each successful save or refresh; a new row has
+    none until its first save, which sends every field. The per-instance tracker is only a view of
+    it, built when something asks for `obj._logux_tracker`, so building or saving a row builds none."""
 
-    def initialize_tracker(self, sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
-        if not isinstance(instance, self.model_class):
-            return
-        tracker = self.tracker_class(instance, self.fields, self.field_map)
-        setattr(instance, self.attname, tracker)
-        # model_utils snapshots every instance it builds. A new row's snapshot is never read (its first
-        # save sends every field, then takes one): only rows loaded from the database need theirs now,
-        # and LoguxSynced.from_db() takes it.
-        tracker.saved_data = {}
-        instance._instance_initialized = True  # type: ignore[attr-defined]
-
-    def _patch(self, model: type[models.Model], method: str, fields_kwarg: str) -> None:
-        if method != "save_base":
-            super()._patch(model, method, fields_kwarg)
-            return
-        # model_utils resets the saved values when save_base() exits, through a context object that
-        # counts nested saves per field. Here they are reset when a save succeeds (a failed one leaves
-        # its changes to be found by the next save), with the same update_fields rule.
-        original = model.save_base
-        attname, tracked = self.attname, self.fields
-
-        @functools.wraps(original)
-        def save_base(instance: models.Model, *args: Any, **kwargs: Any) -> None:
-            original(instance, *args, **kwargs)
-            update_fields = kwargs.get(fields_kwarg)
-            fields = None if update_fields is None else [name for name in update_fields if name in tracked]
-            getattr(instance, attname).set_saved_fields(fields)
-
-        setattr(model, method, save_base)
+    # Per tracked field: its attname, and whether its descriptor reads a loaded value from the instance dict.
+    columns: dict[str, tuple[str, bool]]
+    # Tracked field names by name and by attname (`update_fields` and `refresh_from_db` take either).
+    names: dict[str, str]
 
     def finalize_class(self, sender: type[models.Model], **kwargs: Any) -> None:
-        super().finalize_class(sender, **kwargs)
-        for name in self.fields:
-            wrapper = sender.__dict__.get(name)
-            if isinstance(wrapper, DescriptorWrapper) and type(wrapper) in (DescriptorWrapper, FullDescriptorWrapper):
-                cls = _FullWrapper if isinstance(wrapper, FullDescriptorWrapper) else _Wrapper
-                setattr(sender, name, cls(name, wrapper.descriptor, self.attname, sender))
+        # model_utils wraps each tracked field's descriptor, which makes every read and assignment
+        # check for deferred fields (a Python call each), so that a deferred field's stored value is
+        # snapshotted when it is loaded or first assigned. Here a deferred field loaded later goes
+        # through refresh_from_db() (Django's descriptor calls it), patched below, and the stored value
+        # of one assigned before it was loaded is fetched when a save or `previous()` needs it.
+        self.fields = set(self.fields)
+        self.field_map = self.get_field_map(sender)
+        self.model_class = sender
+        setattr(sender, self.name, self)
+        self.columns = {
+            name: (attname, _reads_dict(getattr(sender, attname, None))) for name, attname in self.field_map.items()
+        }
+        self.names = {**{name: name for name in self.columns}, **{a: name for name, (a, _) in self.columns.items()}}
+        self.patch_save(sender)
+
+    def patch_init(self, model: type[models.Model]) -> None:
+        pass
+
+    @overload
+    def __get__(self, instance: None, owner: type[models.Model]) -> FieldTracker: ...
+
+    @overload
+    def __get__(self, instance: models.Model, owner: type[models.Model]) -> FieldInstanceTracker: ...
+
+    def __get__(self, instance: models.Model | None, owner: type[models.Model]) -> FieldTracker | FieldInstanceTracker:
+        if instance is None:
+            return self
+        return self.of(instance)
+
+    def of(self, instance: models.Model) -> _InstanceTracker:
+        """The instance's tracker, built on first access (kept for model_utils' nested contexts)."""
+        tracker = instance.__dict__.get(self.attname)
+        if tracker is None or tracker.instance is not instance:  # none yet, or copied with the row
+            tracker = _InstanceTracker(instance, self)
+            instance.__dict__[self.attname] = tracker
+        return tracker  # type: ignore[no-any-return]
+
+    def loaded(self, instance: models.Model, names: Iterable[str] | None = None) -> dict[str, Any]:
+        """The tracked fields' values loaded in the instance (all, or `names`), copied for a snapshot."""
+        data = instance.__dict__
+        values = {}
+        columns = self.columns
+        for name in columns if names is None else names:
+            attname, plain = columns[name]
+            if attname in data:
+                values[name] = _copy(data[attname] if plain else getattr(instance, attname))
+        return values
+
+    def load_stored(self, instance: models.Model, names: list[str]) -> None:
+        """Put the stored values of `names` in the snapshot, in one query; those still deferred are
+        loaded into the instance too, as reading them would."""
+        if instance.pk is None:
+            return
+        attnames = [self.columns[name][0] for name in names]
+        manager = type(instance)._base_manager.db_manager(instance._state.db, hints={"instance": instance})
+        row = manager.filter(pk=instance.pk).values_list(*attnames).first()
+        if row is None:  # no stored row: nothing to compare with
+            return
+        data = instance.__dict__
+        saved = data.setdefault(SAVED, {})
+        for name, attname, value in zip(names, attnames, row, strict=True):
+            if attname not in data:
+                setattr(instance, attname, value)
+            saved[name] = _copy(value)
+
+    def _patch(self, model: type[models.Model], method: str, fields_kwarg: str) -> None:
+        # model_utils resets the saved values when save_base() or refresh_from_db() exits, through a
+        # context object that counts nested calls per field. Here they are reset when the call
+        # succeeds (a failed save leaves its changes to be found by the next save), with the same
+        # `update_fields` / `fields` rule (names or attnames).
+        original = getattr(model, method)
+        names = self.names
+        position = list(inspect.signature(original).parameters).index(fields_kwarg) - 1  # after `self`
+
+        @functools.wraps(original)
+        def patched(instance: models.Model, *args: Any, **kwargs: Any) -> Any:
+            result = original(instance, *args, **kwargs)
+            fields = args[position] if len(args) > position else kwargs.get(fields_kwarg)
+            data = instance.__dict__
+            if fields is None:
+                data[SAVED] = self.loaded(instance)
+            else:  # a new dict: a copy of the row (copy.copy) keeps its own
+                loaded = self.loaded(instance, [names[f] for f in fields if f in names])
+                data[SAVED] = {**data.get(SAVED, {}), **loaded}
+            return result
+
+        setattr(model, method, patched)
 
 
 def _prepare(sender: type[models.Model], **kwargs: Any) -> None:
