@@ -46,7 +46,7 @@ def ids(requests: list[list[tuple[dict, Any]]]) -> list[list[str]]:
 
 
 def wire_ids(row: LoguxOutbox) -> list[str]:
-    return [entry["change"]["wire_id"] for entry in row.payload["entries"]]
+    return [broadcast.Change.from_json(entry).wire_id for entry in row.payload["entries"]]
 
 
 def test_sent_after_commit_and_pruned(logux: FakeLogux) -> None:
@@ -63,7 +63,7 @@ def test_sent_after_commit_and_pruned(logux: FakeLogux) -> None:
 def test_meta_id_and_time_are_fixed_when_written(logux: FakeLogux) -> None:
     logux.down = True
     task = Task.objects.create(id="a", title="A")
-    stored = LoguxOutbox.objects.get().payload["entries"][0]["change"]["meta"]
+    stored = broadcast.Change.from_json(LoguxOutbox.objects.get().payload["entries"][0]).meta
     assert (
         stored["id"] == field_clock(task.logux_clocks, "title")[1]
         and stored["time"] == field_clock(task.logux_clocks, "title")[0]
@@ -326,7 +326,7 @@ def test_a_transactions_outbox_rows_are_one_insert_at_commit_in_captured_queries
             Task.objects.create(id=name, title=name)
         assert not [q for q in captured.captured_queries if outbox in q["sql"]]  # held back until commit
     inserts = [q for q in captured.captured_queries if outbox in q["sql"] and "INSERT" in q["sql"]]
-    assert len(inserts) == 1 and '"wire_id": "c"' in inserts[0]["sql"]
+    assert len(inserts) == 1 and '["tasks", "created", "c", ' in inserts[0]["sql"]
     assert ids(logux.requests) == [["a", "b", "c"]]
     assert "commit" not in connection.__dict__  # the pre-commit hook lasts one transaction
 
@@ -534,3 +534,28 @@ def test_add_on_commit_refuses_an_action_it_cannot_store(logux: FakeLogux) -> No
     with pytest.raises(TypeError), transaction.atomic():
         logux_sync.add_on_commit({"type": "notes/ping", "when": object()})
     assert not LoguxOutbox.objects.exists() and logux.requests == []
+
+
+NEW = {"title": "B", "done": False, "project": None}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        broadcast.Change("tasks", "created", "a", NEW, None, NEW, {"id": "1 server:x 0", "time": 1}, None),
+        broadcast.Change(
+            "tasks", "changed", "a", {"title": "B"}, {**NEW, "title": "A"}, NEW, {"id": "2 x 0", "time": 2}, None
+        ),
+        broadcast.Change("tasks", "changed", "a", {"done": False}, NEW, NEW, {"id": "3 1:c:t 0", "time": 3}, "1:c"),
+        broadcast.Change("tasks", "created", "a", NEW, None, NEW, {"id": "4 1:c:t 0", "time": 4}, "1:c"),
+        broadcast.Change("tasks", "deleted", "a", {}, NEW, None, {"id": "5 server:x 1", "time": 5}, None),
+        broadcast.Change("tasks", "changed", "a", {}, NEW, NEW, {"id": "6 server:x 2", "time": 6}, None),
+    ],
+)
+def test_a_change_stored_in_the_outbox_reads_back_the_same(change: broadcast.Change) -> None:
+    import json
+
+    stored = json.loads(broadcast.payload_text({"entries": [change.to_json()]}))["entries"][0]
+    assert broadcast.is_change(stored) and broadcast.Change.from_json(stored) == change
+    # As an earlier release stored it.
+    assert broadcast.Change.from_json(json.loads(json.dumps({"change": change.__dict__}))) == change

@@ -71,7 +71,7 @@ def field_clock(clocks: Mapping[str, Any] | None, name: str) -> Any:
 
 def stamped(clocks: Mapping[str, Any] | None, changed: list[str], meta: Mapping[str, Any], every: bool) -> Clocks:
     """A row's clocks with the `changed` fields set to the edit `meta` (`every`: all its synced fields)."""
-    clock = clock_of(meta)
+    clock = [meta["time"], meta["id"]]
     if every:
         return {EVERY: clock}
     return {**(clocks or {}), **dict.fromkeys(changed, clock)}

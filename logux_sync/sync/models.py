@@ -185,7 +185,12 @@ class LoguxSynced(models.Model):
             self.logux_clocks = stamped(self.logux_clocks, changed, meta, len(changed) == len(opts.fields))
             if update_fields is not None:
                 kwargs["update_fields"] = {*update_fields, "logux_clocks"}
-        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        using = kwargs.get("using")
+        if using is None and len(args) < 3:  # not given (Django 4.2 still takes it 3rd positionally)
+            # Given to Model.save(), which would ask the router again.
+            using = kwargs["using"] = router.db_for_write(type(self), instance=self)
+        elif using is None:
+            using = args[2] or router.db_for_write(type(self), instance=self)
         connection = transaction.get_connection(using)
         # _save_table() reads these to broadcast exactly this edit (and writes it on this connection).
         old = None if saved is None else self._old_wire(saved, changed)

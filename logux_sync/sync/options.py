@@ -131,7 +131,11 @@ class LoguxOptions:
         return wire
 
     def wire_id(self, obj: models.Model) -> str:
-        return str(obj.pk)
+        return str(obj.__dict__[self.pk_attname])
+
+    @functools.cached_property
+    def pk_attname(self) -> str:
+        return self.model._meta.pk.attname  # type: ignore[union-attr]
 
     def python_value(self, name: str, value: Any) -> Any:
         """A client's value for a synced field as the model stores it; WireError when it cannot be."""
