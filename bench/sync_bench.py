@@ -330,6 +330,43 @@ def count_child(model_name: str, phase: str, n: int) -> None:
     print(n)
 
 
+def count_subscribe_child(part: str, rows: int) -> None:
+    """Under valgrind: one subscribe to `rows` rows (or its baseline) with callgrind counting only it."""
+    from django.contrib.auth.models import Permission, User
+    from django.test import Client
+    from syncapp.models import Group, SyncedItem
+
+    def callgrind(switch: str) -> None:
+        subprocess.run(["callgrind_control", "--instr=" + switch, str(os.getpid())], check=True, capture_output=True)
+
+    user = User.objects.create_user("reader")
+    user.user_permissions.add(Permission.objects.get(codename="view_synceditem"))
+    user = User.objects.get(pk=user.pk)
+    add_rows(0, rows, list(Group.objects.all()))
+    client, body = Client(), subscribe_body(user)
+    for rep in range(2):  # the first repetition warms up (and remembers the subscription)
+        if rep:
+            callgrind("on")
+        size = len(subscribe(client, body) if part == "subscribe" else json.dumps(list(SyncedItem.objects.values())))
+        if rep:
+            callgrind("off")
+    print(size)
+
+
+def count_subscribe(rev: str | None, rows: int) -> dict[str, float]:
+    """Million instructions of one subscribe to `rows` rows and of its baseline (values() + json.dumps)."""
+    counts: dict[str, float] = {}
+    command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=/dev/null"]
+    command += [sys.executable, __file__] + (["--rev", rev] if rev else [])
+    for part in ("subscribe", "baseline"):
+        out = subprocess.run(
+            [*command, "--count-subscribe", part, str(rows)], check=True, capture_output=True, text=True
+        )
+        counts[part] = int(re.findall(r"Collected : (\d+)", out.stderr)[-1]) / 1e6
+    counts["ratio"] = counts["subscribe"] / counts["baseline"]
+    return counts
+
+
 def count_instructions(rev: str | None, n: int) -> dict[str, dict[str, float]]:
     """Thousand instructions per save (create, change) of PlainItem and SyncedItem: no load moves them.
     The saving code and the commit (where the outbox rows are written) are counted; after-commit work
@@ -504,28 +541,37 @@ def main() -> None:
         "--postgres", action="store_true", help="on a throw-away database of the PostgreSQL at 127.0.0.1:5432"
     )
     parser.add_argument(
-        "--instructions", action="store_true", help="count instructions per save with valgrind's callgrind instead"
+        "--instructions", action="store_true", help="count instructions (saves, a subscribe) with callgrind instead"
     )
     parser.add_argument("--n", type=int, default=400, help=argparse.SUPPRESS)
     parser.add_argument("--count-child", nargs=2, metavar=("MODEL", "PHASE"), help=argparse.SUPPRESS)
+    parser.add_argument("--count-subscribe", nargs=2, metavar=("PART", "ROWS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     n, reps, rows, small = (200, 2, 2000, 200) if args.quick else (2000, 5, 10_000, 1000)
-    if args.count_child:
+    if args.count_child or args.count_subscribe:
         with tempfile.TemporaryDirectory(prefix="logux-sync-bench-") as tmp:
             source = export_rev(args.rev, os.path.join(tmp, "src")) if args.rev else str(ROOT)
             setup_django(os.path.join(tmp, "db.sqlite3"), 9, source)
             from syncapp.models import Group
 
             Group.objects.create(name="g")
-            count_child(*args.count_child, args.n)
+            if args.count_child:
+                count_child(*args.count_child, args.n)
+            else:
+                count_subscribe_child(args.count_subscribe[0], int(args.count_subscribe[1]))
         return
     if args.instructions:
-        counts = count_instructions(args.rev, args.n)
         print(f"logux_sync from: {args.rev or 'the work tree'}")
-        print(f"thousand instructions per save, {args.n} saves in one transaction (callgrind)")
-        print(f"{'phase':<8}{'plain':>10}{'synced':>10}{'ratio':>9}")
-        for phase, row in counts.items():
-            print(f"{phase:<8}{row['PlainItem']:>10.1f}{row['SyncedItem']:>10.1f}{row['ratio']:>8.2f}x")
+        if args.only != "subscribe":
+            counts = count_instructions(args.rev, args.n)
+            print(f"thousand instructions per save, {args.n} saves in one transaction (callgrind)")
+            print(f"{'phase':<8}{'plain':>10}{'synced':>10}{'ratio':>9}")
+            for phase, row in counts.items():
+                print(f"{phase:<8}{row['PlainItem']:>10.1f}{row['SyncedItem']:>10.1f}{row['ratio']:>8.2f}x")
+        if args.only != "saves":
+            sub = count_subscribe(args.rev, rows)
+            print(f"million instructions, subscribe to {rows} rows (callgrind)")
+            print(f"subscribe {sub['subscribe']:.1f}, values()+json.dumps {sub['baseline']:.1f}: {sub['ratio']:.2f}x")
         return
 
     server = start_sink()

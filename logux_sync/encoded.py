@@ -17,7 +17,7 @@ quote = encode_basestring_ascii
 
 
 class Encoded(str):
-    """One answer as JSON text (an object), written to the stream as it is."""
+    """One answer as JSON text (an object), or several joined by commas, written to the stream as it is."""
 
     __slots__ = ()
 
@@ -33,6 +33,12 @@ class EncodedPair:
         self.meta = meta
 
 
+class EncodedPairs(list[EncodedPair]):
+    """Many `EncodedPair`s of a load (a chunk of listed rows): the engine writes them as one piece."""
+
+    __slots__ = ()
+
+
 class AnswerWriter:
     """Turns a command's `EncodedPair`s into `action` answers addressed to the subscribing node."""
 
@@ -45,6 +51,10 @@ class AnswerWriter:
 
     def __call__(self, pair: EncodedPair) -> Encoded:
         return Encoded('{"action":' + pair.action + self.middle + pair.meta + self.end)
+
+    def many(self, pairs: EncodedPairs) -> Encoded:
+        middle, end = self.middle, self.end
+        return Encoded(",".join(['{"action":' + pair.action + middle + pair.meta + end for pair in pairs]))
 
 
 def join(items: list[object]) -> str:

@@ -11,7 +11,7 @@ from .auth import subprotocol_supported
 from .client import build_undo
 from .commands import ActionCommand, BaseCommand, ChannelCommand, LoadResult
 from .conf import logux_settings
-from .encoded import AnswerWriter, Encoded, EncodedPair
+from .encoded import AnswerWriter, Encoded, EncodedPair, EncodedPairs
 from .exceptions import LoguxProxyException, Undo, WrongLoadResult
 from .protocol import (
     ActionCommandData,
@@ -135,10 +135,12 @@ def run_action(command: ActionCommandData, dispatcher: Dispatcher = logux) -> It
         _finally(handler)
 
 
-def normalize_load(result: LoadResult, meta: Meta) -> Iterator[tuple[dict[str, Any], RawMeta] | EncodedPair]:
+def normalize_load(
+    result: LoadResult, meta: Meta
+) -> Iterator[tuple[dict[str, Any], RawMeta] | EncodedPair | EncodedPairs]:
     """load() may return an action, a list of actions, `[action, meta]` pairs, or an iterator of
     either (a generator streams a large load instead of building it whole). Checked item by item;
-    `EncodedPair`s (see logux_sync.encoded) pass as they are."""
+    `EncodedPair`s and `EncodedPairs` (see logux_sync.encoded) pass as they are."""
     if not result:
         return
     if isinstance(result, dict):
@@ -148,7 +150,7 @@ def normalize_load(result: LoadResult, meta: Meta) -> Iterator[tuple[dict[str, A
     nodes = [meta.node_id]
     for item in result:
         extra: RawMeta
-        if isinstance(item, EncodedPair):
+        if isinstance(item, (EncodedPair, EncodedPairs)):
             yield item
             continue
         if isinstance(item, dict):
@@ -181,7 +183,10 @@ def run_subscribe(command: ActionCommandData, dispatcher: Dispatcher = logux) ->
             # Lazily: a load that fails part way has sent the actions before the failure, then `error`.
             write = AnswerWriter(meta.id, meta.node_id)
             for loaded in normalize_load(handler.load(action, meta), meta):
-                if isinstance(loaded, EncodedPair):
+                if isinstance(loaded, EncodedPairs):
+                    yield write.many(loaded)
+                    yield WRITE_NOW  # a chunk of rows: write it out
+                elif isinstance(loaded, EncodedPair):
                     yield write(loaded)
                 else:
                     loaded_action, loaded_meta = loaded

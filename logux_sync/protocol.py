@@ -82,12 +82,9 @@ def encoder_function(encoder: json.JSONEncoder) -> Callable[[Any], str]:
     return encode
 
 
-_encode = encoder_function(_ENCODER)
-
-
-def dumps(value: Any) -> str:
-    """Serialize for the wire: sorted keys, because Logux compares actions as JSON strings."""
-    return _encode(value)
+# Serialize for the wire: sorted keys, because Logux compares actions as JSON strings. (The encoder
+# function itself, not a wrapper around it: answers to a large load call it for every row.)
+dumps = encoder_function(_ENCODER)
 
 
 def _utf16(text: str) -> bytes:

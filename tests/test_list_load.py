@@ -95,3 +95,9 @@ def test_the_every_field_clock_counts_for_fields_without_their_own() -> None:
         None,
         [(tuple(NEW), {"done": True})],
     )
+
+
+@pytest.mark.parametrize("values", [*VALUES, ["", 0, -(2**70)], ["\x00\n\u2028 é", True, 1.5], [{"a": [1]}, None, "x"]])
+def test_the_fields_object_is_written_as_dumps_writes_it(values: list[Any]) -> None:
+    expected = dumps(dict(zip(Task._logux.fields, values, strict=True)))
+    assert RowEncoder(Task._logux, mark_subscribed=False).fields_json(values) == expected

@@ -49,10 +49,12 @@ def derived_id(edit_id: str) -> str:
     Logux compares time, node id, counter, and only then the id's own ms: keeping the node and counter
     and moving the ms part centuries ahead (where no real node makes ids) gives an id that sorts right
     after the edit itself and exactly where the edit sorts against everything else."""
-    ms, node, counter = edit_id.split(" ")
+    ms, space, node_counter = edit_id.partition(" ")
+    if not space or node_counter.count(" ") != 1:
+        raise ValueError(f"not a Logux action id: {edit_id!r}")
     with _lock:
         nonce = next(_nonces)
-    return f"{int(ms) + _DERIVED_MS_OFFSET + nonce} {node} {counter}"
+    return f"{int(ms) + _DERIVED_MS_OFFSET + nonce} {node_counter}"
 
 
 def clock_of(meta: Mapping[str, Any] | Meta) -> Clock:

@@ -11,10 +11,10 @@ from django.db import transaction
 from django.db.models import Min
 
 from ..commands import ActionCommand, ChannelCommand
-from ..encoded import EncodedPair, quote
+from ..encoded import EncodedPair, EncodedPairs, quote
 from ..exceptions import Undo
 from ..protocol import Action, Meta, RawMeta, dumps
-from .clocks import clock_meta, derived_id, field_clock, is_newer
+from .clocks import EVERY, clock_meta, derived_id, field_clock, is_newer
 from .models import LoguxLateDelivery, LoguxSynced, LoguxTombstone
 from .options import LoguxOptions, WireError, to_wire
 from .subscriptions import remember
@@ -203,8 +203,11 @@ def clock_groups(
     """A row's fields grouped by the `(time, id)` of the edit that last set them, oldest first, without
     the groups older than `since`. With `as_created` and nothing left out, the oldest group is returned
     apart: the row goes out whole at that clock (`created`), then the newer groups (`changed`)."""
-    stored = [field_clock(clocks, name) for name in fields]
-    if stored.count(stored[0]) == len(stored):  # one clock for the whole row: the common case
+    if clocks and len(clocks) == 1 and EVERY in clocks:  # one clock for every field: the common case
+        stored = [clocks[EVERY]]
+    else:
+        stored = [field_clock(clocks, name) for name in fields]
+    if stored.count(stored[0]) == len(stored):  # one clock for the whole row
         clock = clock_meta(stored[0])
         key = (clock["time"], clock["id"]) if clock else (0, "")
         if since is not None and key[0] < since:
@@ -304,33 +307,43 @@ class ListChannel(SyncedChannel):
             return False
         return self.model.logux_can_subscribe(self.user, wire_filter, self.channel)
 
-    def load(self, action: Action, meta: Meta) -> Iterator[tuple[Action, RawMeta] | EncodedPair]:
+    def load(self, action: Action, meta: Meta) -> Iterator[tuple[Action, RawMeta] | EncodedPairs]:
         opts = self.opts
         wire_filter = self.wire_filter()
         remember(opts.plural, meta.node_id, meta.user_id, wire_filter, opts.subscription_ttl, channel=self.channel)
         # The rows stream: they are read, encoded and written a few hundred at a time.
         return self.rows(wire_filter, self.since_time())
 
-    def rows(self, wire_filter: dict[str, Any], since: float | None) -> Iterator[tuple[Action, RawMeta] | EncodedPair]:
+    def rows(self, wire_filter: dict[str, Any], since: float | None) -> Iterator[tuple[Action, RawMeta] | EncodedPairs]:
         opts = self.opts
         rows = self.model._default_manager.filter(**opts.orm_filter(wire_filter)).order_by("pk")
         present: set[str] = set()
-        # Each row's answers are written as JSON directly (see RowEncoder).
+        # Each row's answers are written as JSON directly (see RowEncoder), a chunk of rows at a time.
         encode = RowEncoder(opts, self.mark_rows_subscribed)
+        chunk = EncodedPairs()
         if self.model.logux_can_read_all(self.user):
             # Every row is readable: read plain values, no model instances.
             values_rows = rows.values_list("pk", *opts.attnames, "logux_clocks")
-            for pk, *values, clocks in values_rows.iterator(chunk_size=LOAD_CHUNK):
+            for count, (pk, *values, clocks) in enumerate(values_rows.iterator(chunk_size=LOAD_CHUNK), 1):
                 wire_id = str(pk)
-                present.add(wire_id)
-                yield from encode(wire_id, values, clocks, since)
+                if since is not None:
+                    present.add(wire_id)
+                chunk += encode(wire_id, values, clocks, since)
+                if count % LOAD_CHUNK == 0:
+                    yield chunk
+                    chunk = EncodedPairs()
         else:
             attnames = opts.attnames
-            for obj in rows.iterator(chunk_size=LOAD_CHUNK):
+            for count, obj in enumerate(rows.iterator(chunk_size=LOAD_CHUNK), 1):
                 wire_id = opts.wire_id(obj)
                 present.add(wire_id)
                 if obj.logux_can_read(self.user):
-                    yield from encode(wire_id, [getattr(obj, name) for name in attnames], obj.logux_clocks, since)
+                    chunk += encode(wire_id, [getattr(obj, name) for name in attnames], obj.logux_clocks, since)
+                if count % LOAD_CHUNK == 0 and chunk:
+                    yield chunk
+                    chunk = EncodedPairs()
+        if chunk:
+            yield chunk
         if since is not None:
             yield from self.deleted_since(since, wire_filter, present)
 
@@ -361,19 +374,50 @@ class RowEncoder:
         self.opts = opts
         self.fields = opts.fields
         # `{"channel":"<plural>/` (the row id is appended, escaped), or None.
-        self.subscribed_start = quote(opts.row_channel(""))[:-1] if mark_subscribed else None
+        self.subscribed_start = '{"channel":' + quote(opts.row_channel(""))[:-1] if mark_subscribed else None
         self.created_end = f',"type":{quote(opts.plural + "/created")}}}'
         self.changed_end = f',"type":{quote(opts.plural + "/changed")}}}'
+        # The fields object as `dumps` writes it (keys sorted): each value's position in the row and the
+        # text before it (`{"done":`, `,"title":` ...).
+        order = sorted(range(len(self.fields)), key=lambda index: self.fields[index])
+        self.members = [
+            (index, ("{" if n == 0 else ",") + quote(self.fields[index]) + ":") for n, index in enumerate(order)
+        ]
 
-    def __call__(
-        self, wire_id: str, values: list[Any], clocks: Any, since: float | None
-    ) -> list[tuple[Action, RawMeta] | EncodedPair]:
+    def fields_json(self, values: list[Any]) -> str:
+        """`dumps(dict(zip(fields, values)))`, written directly when every value is a string, an int, a
+        bool or None (JSON's own: no conversion), which is most rows."""
+        parts = []
+        for index, start in self.members:
+            value = values[index]
+            kind = type(value)
+            if kind is str:
+                parts.append(start + quote(value))
+            elif kind is int:
+                parts.append(start + str(value))
+            elif kind is bool:
+                parts.append(start + ("true" if value else "false"))
+            elif value is None:
+                parts.append(start + "null")
+            else:
+                return dumps(dict(zip(self.fields, values, strict=True)))
+        return "".join(parts) + "}" if parts else "{}"
+
+    def __call__(self, wire_id: str, values: list[Any], clocks: Any, since: float | None) -> list[EncodedPair]:
         fields = self.fields
         quoted_id = quote(wire_id)
-        out: list[tuple[Action, RawMeta] | EncodedPair] = []
+        out: list[EncodedPair] = []
         if self.subscribed_start is not None:
-            channel = self.subscribed_start + quoted_id[1:]
-            out.append(EncodedPair('{"channel":' + channel + ',"type":"logux/subscribed"}'))
+            out.append(EncodedPair(self.subscribed_start + quoted_id[1:] + ',"type":"logux/subscribed"}'))
+        # The common row: one well-formed clock for every field (a create's, or a row edited whole).
+        clock = clocks.get(EVERY) if clocks and len(clocks) == 1 else None
+        if type(clock) is list and len(clock) == 2 and type(clock[0]) is int and clock[0] and type(clock[1]) is str:
+            time, clock_id = clock
+            if (since is None or time >= since) and clock_id.count(" ") == 2:
+                action = '{"fields":' + self.fields_json(values) + ',"id":' + quoted_id
+                meta = '"id":' + quote(derived_id(clock_id)) + ',"time":' + str(time) + ","
+                out.append(EncodedPair(action + self.created_end, meta))
+                return out
         created, changed = clock_groups(fields, values, clocks, since, as_created=True)
         if created is not None:
             action = '{"fields":' + dumps(dict(zip(fields, values, strict=True))) + ',"id":' + quoted_id
