@@ -180,7 +180,8 @@ class LoguxSynced(models.Model):
         update_fields = kwargs.get("update_fields")
         if update_fields is not None:  # names or attnames
             changed = [n for n, a in opts.named_attnames if n in changed and (n in update_fields or a in update_fields)]
-        meta = _obj_stamp(self)
+        client_meta = self.__dict__.pop("_logux_meta", None)  # _obj_stamp(), inline
+        meta = dict(client_meta) if client_meta else server_meta()
         if changed:
             self.logux_clocks = stamped(self.logux_clocks, changed, meta, len(changed) == len(opts.fields))
             if update_fields is not None:
@@ -213,8 +214,17 @@ class LoguxSynced(models.Model):
             # _save_table() took it, unless the save failed first: the connection must not stay on the row.
             self.__dict__.pop("_logux_pending", None)
 
-    def _save_table(self, raw: bool = False, cls: Any = None, *args: Any, **kwargs: Any) -> bool:
-        updated: bool = super()._save_table(raw, cls, *args, **kwargs)  # type: ignore[misc]
+    def _save_table(
+        self,
+        raw: bool = False,
+        cls: Any = None,
+        force_insert: Any = False,
+        force_update: bool = False,
+        using: str | None = None,
+        update_fields: Any = None,
+    ) -> bool:
+        # Django's own signature (4.2 to 5.2), which save_base() passes positionally.
+        updated: bool = super()._save_table(raw, cls, force_insert, force_update, using, update_fields)  # type: ignore[misc]
         # The row's own table is written (save_base() calls this for each parent table first): its
         # change is queued here rather than by a post_save receiver, which costs a signal dispatch per
         # save, and before post_save's receivers run, so a receiver that saves the row again queues its
