@@ -135,10 +135,14 @@ def _entry(
     `[plural, kind, wire_id, new, id, time, fields, old, exclude_client]`, where the last three are left
     out from the end while they are None. `fields` is None when they are the new values (a create)."""
     stored = [plural, kind, wire_id, new, meta["id"], meta["time"]]
-    extra = [None if fields is new or fields == (new or {}) else fields, old, exclude_client]
-    while extra and extra[-1] is None:
-        extra.pop()
-    return stored + extra
+    own_fields = None if fields is new or fields == (new or {}) else fields
+    if exclude_client is not None:
+        stored += [own_fields, old, exclude_client]
+    elif old is not None:
+        stored += [own_fields, old]
+    elif own_fields is not None:
+        stored.append(own_fields)
+    return stored
 
 
 def change_entry(

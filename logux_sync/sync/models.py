@@ -457,7 +457,9 @@ class _Tracker(FieldTracker):
         for name in columns if names is None else names:
             attname, plain = columns[name]
             if attname in data:
-                values[name] = _copy(data[attname] if plain else getattr(instance, attname))
+                value = data[attname] if plain else getattr(instance, attname)
+                # _copy(), inline: this runs after every save.
+                values[name] = value if type(value) in _ATOMIC else lightweight_deepcopy(value)
         return values
 
     def load_stored(self, instance: models.Model, names: list[str]) -> None:
