@@ -559,3 +559,24 @@ def test_a_change_stored_in_the_outbox_reads_back_the_same(change: broadcast.Cha
     assert broadcast.is_change(stored) and broadcast.Change.from_json(stored) == change
     # As an earlier release stored it.
     assert broadcast.Change.from_json(json.loads(json.dumps({"change": change.__dict__}))) == change
+
+
+def test_migration_0007_keeps_the_rows_waiting_in_the_outbox(logux: FakeLogux) -> None:
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+    from django.utils import timezone
+
+    before, after = ("logux_sync", "0006_late_deliveries"), ("logux_sync", "0007_outbox_payload_text")
+    executor = MigrationExecutor(connection)
+    executor.migrate([before])
+    try:
+        old_outbox = executor.loader.project_state([before]).apps.get_model("logux_sync", "LoguxOutbox")
+        now = timezone.now()
+        raw = [{"type": "notes/ping", "text": "ünïcode"}, {"id": "6 server:x 0", "time": 6}]
+        old_outbox.objects.create(payload={"raw": raw}, batch="old", created_at=now, next_attempt_at=now)
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate([after])
+    assert LoguxOutbox.objects.get().payload == {"raw": raw}
+    assert broadcast.deliver(ignore_backoff=True) == 1
+    assert logux.requests == [[tuple(raw)]]
