@@ -167,28 +167,16 @@ def change_entry(
     return _entry(opts.plural, kind, opts.wire_id(obj), fields, old, new, stamp, client)
 
 
-def make_change(
-    opts: LoguxOptions,
-    obj: models.Model,
-    kind: str,
-    changed: list[str],
-    old: dict[str, Any] | None,
-    meta: dict[str, Any],
-) -> Change:
-    """One row's change, with the id and time its broadcast will carry."""
-    return Change.from_json(change_entry(opts, obj, kind, changed, old, meta))
-
-
 # A deletion goes out a second time this long (seconds) after the first, see queue_changes().
 DELETE_ECHO_S = 10
 
 
-def queue_changes(changes: list[Change], using: str = DEFAULT_DB_ALIAS, connection: Any = None) -> None:
-    """Record changes in the outbox; they are sent when the surrounding transaction commits.
-    (`connection`: `using`'s, when the caller holds it already.)"""
-    if changes and not is_muted():
-        enqueue([change.to_json() for change in changes], using, connection)
-        deleted = [change for change in changes if change.kind == "deleted"]
+def queue_changes(entries: list[list[Any]], using: str = DEFAULT_DB_ALIAS) -> None:
+    """Record changes (change_entry()) in the outbox; they are sent when the surrounding transaction
+    commits. A deletion also leaves a tombstone, and is sent a second time later."""
+    if entries and not is_muted():
+        enqueue(list(entries), using)
+        deleted = [Change.from_json(entry) for entry in entries if entry[1] == "deleted"]
         if deleted:
             from .models import LoguxTombstone
 

@@ -65,7 +65,7 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
                     continue
                 obj.logux_clocks = stamped(obj.logux_clocks, changed, meta, len(changed) == len(opts.fields))
                 changed_rows.append(obj)
-                changes.append(broadcast.make_change(opts, obj, "changed", changed, old, meta))
+                changes.append(broadcast.change_entry(opts, obj, "changed", changed, old, meta))
             if changed_rows:
                 models.QuerySet(model=self.model, using=self.db).bulk_update(changed_rows, ["logux_clocks"])
             broadcast.queue_changes(changes, self.db)
@@ -82,7 +82,7 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
         with transaction.atomic(using=self.db, savepoint=False):
             created = super().bulk_create(objs, *args, **kwargs)
             changes = [
-                broadcast.make_change(opts, obj, "created", list(opts.fields), None, meta)
+                broadcast.change_entry(opts, obj, "created", list(opts.fields), None, meta)
                 for obj, meta in zip(created, metas, strict=True)
             ]
             broadcast.queue_changes(changes, self.db)
@@ -113,7 +113,7 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
                 changed = [name for name in synced if old[name] != opts.wire_value(obj, name)]
                 obj.logux_clocks = stamped(before.logux_clocks, changed, meta, len(changed) == len(opts.fields))
                 if changed:
-                    changes.append(broadcast.make_change(opts, obj, "changed", changed, old, meta))
+                    changes.append(broadcast.change_entry(opts, obj, "changed", changed, old, meta))
             # A plain queryset: Django's bulk_update() calls update(), which must not broadcast again.
             plain: models.QuerySet[Any] = models.QuerySet(model=self.model, using=self.db)
             count = plain.bulk_update(objs, [*fields, "logux_clocks"], batch_size=batch_size)

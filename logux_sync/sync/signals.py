@@ -19,8 +19,8 @@ def on_post_delete(sender: type[LoguxSynced], instance: LoguxSynced, using: str,
 
     opts = sender._logux
     meta = _obj_stamp(instance)
-    change = broadcast.make_change(opts, instance, "deleted", [], opts.wire_fields(instance), meta)
-    broadcast.queue_changes([change], using)
+    entry = broadcast.change_entry(opts, instance, "deleted", [], opts.wire_fields(instance), meta)
+    broadcast.queue_changes([entry], using)
 
 
 def receivers(model: type[LoguxSynced]) -> list[tuple[Any, Any, str]]:
