@@ -361,7 +361,7 @@ def test_rows_of_a_released_savepoint_commit(logux: FakeLogux) -> None:
 def test_a_failed_outbox_write_at_commit_rolls_the_transaction_back(
     logux: FakeLogux, monkeypatch: pytest.MonkeyPatch, error: Exception
 ) -> None:
-    def fail(cursor: Any, rows: list[Any]) -> None:
+    def fail(cursor: Any, *args: Any, **kwargs: Any) -> None:
         raise error
 
     with monkeypatch.context() as patched, pytest.raises(type(error)), transaction.atomic():
@@ -580,3 +580,19 @@ def test_migration_0007_keeps_the_rows_waiting_in_the_outbox(logux: FakeLogux) -
     assert LoguxOutbox.objects.get().payload == {"raw": raw}
     assert broadcast.deliver(ignore_backoff=True) == 1
     assert logux.requests == [[tuple(raw)]]
+
+
+def test_a_large_transaction_is_written_in_rows_of_row_entries_and_sent_in_one_request(
+    logux: FakeLogux, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(broadcast, "ROW_ENTRIES", 2)
+    logux.down = True
+    with transaction.atomic():
+        for name in "abcde":
+            Task.objects.create(id=name, title=name)
+    assert [wire_ids(row) for row in LoguxOutbox.objects.order_by("id")] == [["a", "b"], ["c", "d"], ["e"]]
+    assert len({row.batch for row in LoguxOutbox.objects.all()}) == 1
+    logux.down = False
+    logux.requests.clear()
+    broadcast.deliver(batch=LoguxOutbox.objects.first().batch, ignore_backoff=True)  # type: ignore[union-attr]
+    assert ids(logux.requests) == [["a", "b", "c", "d", "e"]] and not LoguxOutbox.objects.exists()

@@ -210,7 +210,7 @@ def _queue_echoes(deleted: list[Change], using: str) -> None:
     adapt = connection.ops.adapt_datetimefield_value
     # Written at once (as the tombstones are), not held back for the commit: a rollback takes them too.
     with connection.cursor() as cursor:
-        _insert(cursor, _row(echoes, uuid.uuid4().hex, adapt(now), adapt(due), echo=True))
+        _insert(cursor, echoes, uuid.uuid4().hex, adapt(now), adapt(due), echo=True)
 
 
 def enqueue(entries: list[Entry], using: str = DEFAULT_DB_ALIAS, connection: Any = None) -> None:
@@ -222,7 +222,7 @@ def enqueue(entries: list[Entry], using: str = DEFAULT_DB_ALIAS, connection: Any
         key = uuid.uuid4().hex
         now = _now(connection)
         with connection.cursor() as cursor:
-            _insert(cursor, _row(entries, key, now, now))
+            _insert(cursor, entries, key, now, now)
         deliver_inline(key, using)
         return
     pending = connection.__dict__.get(_PENDING)
@@ -306,19 +306,33 @@ def _now(connection: Any) -> Any:
 OutboxRow = tuple[str, str, Any, int, Any, str]
 
 
+# Entries per outbox row at most (logux_deliver's default batch): a large transaction's entries go in
+# several rows, all delivered in its one request, so that no row's JSON grows without bound.
+ROW_ENTRIES = 500
+
+
 def _row(entries: list[Entry], key: str, now: Any, due: Any, echo: bool = False) -> OutboxRow:
-    """One outbox row's values: the entries of one transaction (or of the part of it written at
-    once), in order, made `now` and first due `due`. One row per transaction rather than per
-    change: a row's INSERT (three indexes) costs several times its payload's encoding."""
+    """One outbox row's values: entries of one transaction (or of the part of it written at once),
+    in order, made `now` and first due `due`. Many changes per row rather than one: a row's INSERT
+    (three indexes) costs several times a change's encoding."""
     payload: dict[str, Any] = {"entries": entries}
     if echo:
         payload["echo"] = True
     return (payload_text(payload), key, now, 0, due, "")
 
 
-def _insert(cursor: Any, row: OutboxRow) -> None:
+def _insert(cursor: Any, entries: list[Entry], key: str, now: Any, due: Any, echo: bool = False) -> None:
+    """Write `entries` in order, ROW_ENTRIES to a row."""
+    if len(entries) <= ROW_ENTRIES:
+        rows = [_row(entries, key, now, due, echo)]
+    else:
+        rows = [_row(entries[i : i + ROW_ENTRIES], key, now, due, echo) for i in range(0, len(entries), ROW_ENTRIES)]
     # Plain SQL: the ORM's insert machinery costs more than the row's SQL.
-    cursor.execute(_insert_sql(cursor.db.vendor, cursor.db.alias), row)
+    sql = _insert_sql(cursor.db.vendor, cursor.db.alias)
+    if len(rows) == 1:
+        cursor.execute(sql, rows[0])
+    else:
+        cursor.executemany(sql, rows)
 
 
 def payload_entries(payload: dict[str, Any]) -> list[Entry]:
@@ -328,7 +342,8 @@ def payload_entries(payload: dict[str, Any]) -> list[Entry]:
 
 
 class _Pending:
-    """The outbox entries of one transaction, held back and written as one row just before it commits.
+    """The outbox entries of one transaction, held back and written (ROW_ENTRIES to a row) just before it
+    commits.
 
     The entries are kept in chunks, one per savepoint level they were made at. Each chunk is an
     on_commit callback, so Django forgets it when its savepoint rolls back, and its entries are then
@@ -367,14 +382,14 @@ class _Pending:
         chunk.entries += entries
 
     def flush(self, connection: Any) -> None:
-        """Write the entries not written yet (or written in a savepoint that rolled back since), in one
-        row: they share its fate, as the row is written at the innermost savepoint of them all."""
+        """Write the entries not written yet (or written in a savepoint that rolled back since), together:
+        they share their fate, as their rows are written at the innermost savepoint of them all."""
         chunks = [chunk for chunk in self.chunks if chunk.written is None]
         entries = [entry for chunk in chunks for entry in chunk.entries]
         if not entries:
             return
         with connection.cursor() as cursor:
-            _insert(cursor, _row(entries, self.key, self.now, self.now))
+            _insert(cursor, entries, self.key, self.now, self.now)
         if connection.in_atomic_block:  # a flush for a query inside the transaction
             written = _Written()
             connection.on_commit(written)
@@ -429,7 +444,7 @@ class _Chunk:
             # replaced after it was hooked): late rather than never.
             logger.warning("logux_sync: outbox entries of batch %s written after their commit", pending.key)
             with connection.cursor() as cursor:
-                _insert(cursor, _row(self.entries, pending.key, pending.now, pending.now))
+                _insert(cursor, self.entries, pending.key, pending.now, pending.now)
             self.written = _COMMITTED
         pending.deliver()
 
