@@ -851,3 +851,24 @@ def test_the_snapshot_copies_only_mutable_values() -> None:
         assert _copy(value) is value
     nested = {"a": [1]}
     assert _copy(nested) == nested and _copy(nested)["a"] is not nested["a"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"*": [1, "1 server:x 0"]}',
+        '{"title": [1.5, "a"], "*": null}',
+        " {} ",
+        "{}",
+        "[1, 2]",
+        '"x"',
+        "nul",
+        "{} x",
+        "",
+    ],
+)
+def test_the_clocks_column_reads_as_jsonfield_reads(text: str) -> None:
+    from django.db import connection, models
+
+    field = Task._meta.get_field("logux_clocks")
+    assert field.from_db_value(text, None, connection) == models.JSONField.from_db_value(field, text, None, connection)
