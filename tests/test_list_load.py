@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from logux_sync.encoded import AnswerWriter, EncodedPair, join
+from logux_sync.encoded import AnswerWriter, EncodedPair, EncodedPairs, join
 from logux_sync.protocol import dumps
 from logux_sync.sync.commands import RowEncoder, snapshot_values
 from tests.test_app.models import Task
@@ -47,9 +47,9 @@ def decoded_dict_path(wire_id: str, values: list[Any], clocks: Any, since: float
 
 def decoded_encoded_path(wire_id: str, values: list[Any], clocks: Any, since: float | None) -> list[Any]:
     write = AnswerWriter("9 1:c:t 0", "1:c:t")
-    items: list[Any] = RowEncoder(Task._logux, mark_subscribed=True)(wire_id, values, clocks, since)
-    answers = json.loads("[" + join([write(i) if isinstance(i, EncodedPair) else i for i in items]) + "]")
-    assert all(isinstance(i, EncodedPair) for i in items)
+    items = RowEncoder(Task._logux, mark_subscribed=True)(wire_id, values, clocks, since)
+    answers = json.loads("[" + join([write.many(EncodedPairs(items))]) + "]") if items else []
+    assert all(type(action) is str and type(meta) is str for action, meta in items)
     assert {(a["answer"], a["id"]) for a in answers} == {("action", "9 1:c:t 0")}
     return [[a["action"], a["meta"]] for a in answers]
 

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Min
 
 from ..commands import ActionCommand, ChannelCommand
-from ..encoded import EncodedPair, EncodedPairs, quote
+from ..encoded import EncodedPairs, quote
 from ..exceptions import Undo
 from ..protocol import Action, Meta, RawMeta, dumps
 from .clocks import EVERY, clock_meta, derived_id, field_clock, is_newer
@@ -367,8 +367,9 @@ class ListChannel(SyncedChannel):
 
 
 class RowEncoder:
-    """A listed row's answers as JSON text (see logux_sync.encoded): `logux/subscribed` for its channel
-    when asked, then the actions `snapshot_values(as_created=True)` makes, written without building them."""
+    """A listed row's answers as JSON text (`EncodedPairs` items, see logux_sync.encoded):
+    `logux/subscribed` for its channel when asked, then the actions `snapshot_values(as_created=True)`
+    makes, written without building them."""
 
     def __init__(self, opts: LoguxOptions, mark_subscribed: bool):
         self.opts = opts
@@ -403,12 +404,12 @@ class RowEncoder:
                 return dumps(dict(zip(self.fields, values, strict=True)))
         return "".join(parts) + "}" if parts else "{}"
 
-    def __call__(self, wire_id: str, values: list[Any], clocks: Any, since: float | None) -> list[EncodedPair]:
+    def __call__(self, wire_id: str, values: list[Any], clocks: Any, since: float | None) -> list[tuple[str, str]]:
         fields = self.fields
         quoted_id = quote(wire_id)
-        out: list[EncodedPair] = []
+        out: list[tuple[str, str]] = []
         if self.subscribed_start is not None:
-            out.append(EncodedPair(self.subscribed_start + quoted_id[1:] + ',"type":"logux/subscribed"}'))
+            out.append((self.subscribed_start + quoted_id[1:] + ',"type":"logux/subscribed"}', ""))
         # The common row: one well-formed clock for every field (a create's, or a row edited whole).
         clock = clocks.get(EVERY) if clocks and len(clocks) == 1 else None
         if type(clock) is list and len(clock) == 2 and type(clock[0]) is int and clock[0] and type(clock[1]) is str:
@@ -416,15 +417,15 @@ class RowEncoder:
             if (since is None or time >= since) and clock_id.count(" ") == 2:
                 action = '{"fields":' + self.fields_json(values) + ',"id":' + quoted_id
                 meta = '"id":' + quote(derived_id(clock_id)) + ',"time":' + str(time) + ","
-                out.append(EncodedPair(action + self.created_end, meta))
+                out.append((action + self.created_end, meta))
                 return out
         created, changed = clock_groups(fields, values, clocks, since, as_created=True)
         if created is not None:
             action = '{"fields":' + dumps(dict(zip(fields, values, strict=True))) + ',"id":' + quoted_id
-            out.append(EncodedPair(action + self.created_end, _encoded_meta(*created)))
+            out.append((action + self.created_end, _encoded_meta(*created)))
         for clock_key, group in changed:
             action = '{"fields":' + dumps(group) + ',"id":' + quoted_id
-            out.append(EncodedPair(action + self.changed_end, _encoded_meta(*clock_key)))
+            out.append((action + self.changed_end, _encoded_meta(*clock_key)))
         return out
 
 
