@@ -171,12 +171,12 @@ def change_entry(
 DELETE_ECHO_S = 10
 
 
-def queue_changes(entries: list[list[Any]], using: str = DEFAULT_DB_ALIAS) -> None:
+def queue_changes(entries: list[Entry], using: str = DEFAULT_DB_ALIAS) -> None:
     """Record changes (change_entry()) in the outbox; they are sent when the surrounding transaction
     commits. A deletion also leaves a tombstone, and is sent a second time later."""
     if entries and not is_muted():
-        enqueue(list(entries), using)
-        deleted = [Change.from_json(entry) for entry in entries if entry[1] == "deleted"]
+        enqueue(entries, using)
+        deleted = [Change.from_json(e) for e in entries if isinstance(e, list) and e[1] == "deleted"]
         if deleted:
             from .models import LoguxTombstone
 

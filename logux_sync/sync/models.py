@@ -57,7 +57,8 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
             count = super().update(**kwargs)
             after = list(self.model._base_manager.using(self.db).filter(pk__in=list(before)))
             meta = server_meta()
-            changed_rows, changes = [], []
+            changed_rows: list[Any] = []
+            changes: list[broadcast.Entry] = []
             for obj in after:
                 old = opts.wire_fields(before[obj.pk])
                 new = opts.wire_fields(obj)
@@ -82,7 +83,7 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
             metas.append(meta)
         with transaction.atomic(using=self.db, savepoint=False):
             created = super().bulk_create(objs, *args, **kwargs)
-            changes = [
+            changes: list[broadcast.Entry] = [
                 broadcast.change_entry(opts, obj, "created", list(opts.fields), None, meta)
                 for obj, meta in zip(created, metas, strict=True)
             ]
@@ -105,7 +106,7 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
                 .only(opts.id_field.attname, "logux_clocks", *opts.fields)
             }
             meta = server_meta()
-            changes = []
+            changes: list[broadcast.Entry] = []
             for obj in objs:
                 before = stored.get(obj.pk)
                 if before is None:
@@ -197,8 +198,7 @@ class LoguxSynced(models.Model):
         update_fields = kwargs.get("update_fields")
         if update_fields is not None:  # names or attnames
             changed = [n for n, a in opts.named_attnames if n in changed and (n in update_fields or a in update_fields)]
-        client_meta = self.__dict__.pop("_logux_meta", None)  # _obj_stamp(), inline
-        meta = dict(client_meta) if client_meta else server_meta()
+        meta = _obj_stamp(self)
         if changed:
             self.logux_clocks = stamped(self.logux_clocks, changed, meta, len(changed) == len(opts.fields))
             if update_fields is not None:
@@ -474,9 +474,7 @@ class _Tracker(FieldTracker):
         for name in columns if names is None else names:
             attname, plain = columns[name]
             if attname in data:
-                value = data[attname] if plain else getattr(instance, attname)
-                # _copy(), inline: this runs after every save.
-                values[name] = value if type(value) in _ATOMIC else lightweight_deepcopy(value)
+                values[name] = _copy(data[attname] if plain else getattr(instance, attname))
         return values
 
     def load_stored(self, instance: models.Model, names: list[str]) -> None:
