@@ -414,14 +414,13 @@ class RowEncoder:
         clock = clocks.get(EVERY) if clocks and len(clocks) == 1 else None
         if type(clock) is list and len(clock) == 2 and type(clock[0]) is int and clock[0] and type(clock[1]) is str:
             time, clock_id = clock
-            if (since is None or time >= since) and clock_id.count(" ") == 2:
+            if since is None or time >= since:
                 action = '{"fields":' + self.fields_json(values) + ',"id":' + quoted_id
-                meta = '"id":' + quote(derived_id(clock_id)) + ',"time":' + str(time) + ","
-                out.append((action + self.created_end, meta))
+                out.append((action + self.created_end, _encoded_meta(time, clock_id)))
                 return out
         created, changed = clock_groups(fields, values, clocks, since, as_created=True)
         if created is not None:
-            action = '{"fields":' + dumps(dict(zip(fields, values, strict=True))) + ',"id":' + quoted_id
+            action = '{"fields":' + self.fields_json(values) + ',"id":' + quoted_id
             out.append((action + self.created_end, _encoded_meta(*created)))
         for clock_key, group in changed:
             action = '{"fields":' + dumps(group) + ',"id":' + quoted_id
@@ -431,6 +430,8 @@ class RowEncoder:
 
 def _encoded_meta(time: float, clock_id: str) -> str:
     """`_load_meta()` as the members of an encoded meta (each followed by a comma)."""
+    if type(time) is int and time and clock_id.count(" ") == 2:  # most clocks: written directly
+        return '"id":' + quote(derived_id(clock_id)) + ',"time":' + str(time) + ","
     meta = _load_meta(time, clock_id)
     return dumps(meta)[1:-1] + "," if meta else ""
 
