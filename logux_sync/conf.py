@@ -45,6 +45,15 @@ DEFAULTS: dict[str, Any] = {
     "OUTBOX_MAX_BACKOFF": 30,
     # Seconds a deleted synced row is remembered for list subscribers that resubscribe with `since`.
     "TOMBSTONE_TTL": 7 * 24 * 3600,
+    # Model sync: a client edit whose `meta.time` is more than this many seconds ahead of the server's
+    # clock is undone (reason `clockSkew`): stamped far ahead, it would win over every later edit.
+    "MAX_CLOCK_SKEW": 10,
+    # Model sync: the largest filter a list subscription may carry (bytes of its JSON), and how many
+    # subscriptions are remembered at once per node (browser tab) and per user; over a limit the
+    # subscribe is undone (reason `limit`).
+    "MAX_FILTER_SIZE": 1024,
+    "MAX_SUBSCRIPTIONS_PER_NODE": 100,
+    "MAX_SUBSCRIPTIONS_PER_USER": 1000,
 }
 
 ENV_FALLBACKS = {"SECRET": "LOGUX_CONTROL_SECRET", "URLS": "LOGUX_URL"}

@@ -47,6 +47,10 @@ class Undo(LoguxError):
         super().__init__(reason)
 
 
+class SubscriptionLimit(LoguxError):
+    """A subscription goes over a model-sync limit (filter size, subscriptions per node or per user)."""
+
+
 # The seed's names, so apps ported from logux-django keep working.
 LoguxBadAuthException = LoguxProxyException
 LoguxWrongLoadResultsException = WrongLoadResult

@@ -7,7 +7,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..protocol import Meta, is_first_older
@@ -32,12 +32,24 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def server_meta() -> dict[str, Any]:
-    """`{id, time}` for an edit made by Django itself (ORM, admin, shell)."""
+def server_meta(after: float = 0) -> dict[str, Any]:
+    """`{id, time}` for an edit made by Django itself (ORM, admin, shell): now, or 1 ms after `after`
+    (the newest clock the edit overwrites) when that is later, so that the value the database then
+    holds also wins on every client."""
     with _lock:
         counter = next(_counter)
-    ms = time.time_ns() // 1_000_000
+    ms = max(time.time_ns() // 1_000_000, int(after) + 1)
     return {"id": f"{ms} {SERVER_NODE} {counter}", "time": ms}
+
+
+def latest_time(clocks: Mapping[str, Any] | None, names: Iterable[str]) -> float:
+    """The time of the newest clock among these fields' (0 when none has one)."""
+    latest: float = 0
+    for name in names:
+        clock = clock_meta(field_clock(clocks, name))
+        if clock is not None and isinstance(clock["time"], (int, float)) and clock["time"] > latest:
+            latest = clock["time"]
+    return latest
 
 
 def derived_id(edit_id: str) -> str:

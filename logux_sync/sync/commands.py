@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
@@ -11,13 +12,16 @@ from django.db import transaction
 from django.db.models import Min
 
 from ..commands import ActionCommand, ChannelCommand
+from ..conf import logux_settings
 from ..encoded import EncodedPairs, quote
-from ..exceptions import Undo
+from ..exceptions import SubscriptionLimit, Undo
 from ..protocol import Action, Meta, RawMeta, dumps
-from .clocks import EVERY, clock_meta, derived_id, field_clock, is_newer
+from .clocks import EVERY, clock_meta, derived_id, field_clock, is_newer, now_ms
 from .models import LoguxLateDelivery, LoguxSynced, LoguxTombstone
 from .options import LoguxOptions, WireError, to_wire
 from .subscriptions import remember
+
+logger = logging.getLogger("logux_sync.sync")
 
 # Client and server clocks may differ by this much (ms) when `since` is compared with delivery times.
 CLOCK_SKEW_MS = 5000
@@ -33,7 +37,10 @@ def _invalid(error: ValidationError) -> Undo:
 
 
 class SyncedAction(ActionCommand):
-    """Base of the generic create/change/delete handlers of one model."""
+    """Base of the generic create/change/delete handlers of one model.
+
+    A row the author may not read answers exactly like a row that does not exist. Every rule is checked
+    in `access()` and again in `process()` with the row locked, since the row may change in between."""
 
     model: ClassVar[type[LoguxSynced]]
 
@@ -53,14 +60,59 @@ class SyncedAction(ActionCommand):
             raise WireError(f"not synced fields: {', '.join(unknown)}")
         return fields
 
-    def python_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
-        return {self.opts.field(name).attname: self.opts.python_value(name, v) for name, v in fields.items()}
+    def python_values(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """The client's field values as the model stores them, by field name (a foreign key as the
+        target's primary key): what the permission hooks receive."""
+        return {name: self.opts.python_value(name, value) for name, value in fields.items()}
+
+    def checked(self, action: Action) -> tuple[Any, dict[str, Any]] | bool:
+        """`(pk, python values)` for access(), or its answer: False for an id or field name the model
+        cannot take; for a value it cannot take, True when logged in (process() undoes it as invalid)."""
+        try:
+            pk, fields = self.wire_id(action), self.wire_fields(action)
+        except WireError:
+            return False
+        try:
+            return pk, self.python_values(fields)
+        except WireError:
+            return bool(self.user.is_authenticated)
 
     def get(self, pk: Any, lock: bool = False) -> LoguxSynced | None:
         qs = self.model._default_manager.all()
         if lock:
             qs = qs.select_for_update()
         return qs.filter(pk=pk).first()
+
+    def readable(self, pk: Any, lock: bool = False) -> LoguxSynced | None:
+        """The row, or None when it does not exist or the author may not read it (the same answer)."""
+        obj = self.get(pk, lock)
+        return obj if obj is not None and obj.logux_can_read(self.user) else None
+
+    def may_change(self, obj: LoguxSynced, values: dict[str, Any]) -> bool:
+        allowed = obj.logux_can_change(self.user, values)
+        if isinstance(allowed, bool):
+            return allowed
+        return set(values) <= set(allowed)
+
+    def check_clock(self, meta: Meta) -> None:
+        """Undo an edit stamped further ahead of the server's clock than MAX_CLOCK_SKEW allows: its
+        clocks would make it win over every edit made before that time."""
+        ahead = meta.time - now_ms()
+        limit = logux_settings.MAX_CLOCK_SKEW * 1000
+        if ahead > limit:
+            raise Undo(
+                "clockSkew",
+                details=f"meta.time is {ahead / 1000:.1f} s ahead of the server's clock; at most "
+                f"{limit / 1000:g} s are accepted (LOGUX_SYNC['MAX_CLOCK_SKEW'])",
+            )
+
+    def parse_or_undo(self, action: Action, meta: Meta) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+        self.check_clock(meta)
+        try:
+            pk, fields = self.wire_id(action), self.wire_fields(action)
+            return pk, fields, self.python_values(fields)
+        except WireError as error:
+            raise Undo("invalid", errors={"__all__": [str(error)]}) from None
 
     def validate(self, obj: LoguxSynced, fields: Iterable[str] | None = None) -> None:
         exclude = None if fields is None else [f.name for f in obj._meta.fields if f.name not in set(fields)]
@@ -69,77 +121,80 @@ class SyncedAction(ActionCommand):
         except ValidationError as error:
             raise _invalid(error) from None
 
-    def apply_change(self, obj: LoguxSynced, fields: dict[str, Any], meta: Meta) -> None:
+    def apply_change(self, obj: LoguxSynced, fields: dict[str, Any], values: dict[str, Any], meta: Meta) -> None:
         """Apply the fields whose edit is newer than the field's clock (last write wins), then save."""
         clocks = obj.logux_clocks
-        won = {name: value for name, value in fields.items() if is_newer(meta, field_clock(clocks, name))}
+        won = [name for name in fields if is_newer(meta, field_clock(clocks, name))]
         if not won:
             return  # an older edit arriving late changes nothing and is not broadcast
-        for attname, value in self.python_fields(won).items():
-            setattr(obj, attname, value)
+        for name in won:
+            setattr(obj, self.opts.field(name).attname, values[name])
         self.validate(obj, won)
         obj._logux_meta = _edit_meta(meta)  # type: ignore[attr-defined]
-        obj._logux_fields = list(won)  # type: ignore[attr-defined]
+        obj._logux_fields = won  # type: ignore[attr-defined]
         obj.save(update_fields=[self.opts.field(n).attname for n in won])
 
 
 class CreateAction(SyncedAction):
+    """`<plural>/create`. A create of an id that exists is judged as what it does: a change of that row
+    under every change rule (readable, `can_change`), else refused like a forbidden create."""
+
     def access(self, action: Action, meta: Meta) -> bool:
-        try:
-            self.wire_id(action)
-            fields = self.wire_fields(action)
-        except WireError:
-            return False
-        return self.model.logux_can_create(self.user, fields)
+        checked = self.checked(action)
+        if isinstance(checked, bool):
+            return checked
+        pk, values = checked
+        existing = self.get(pk)
+        if existing is None:
+            return self.model.logux_can_create(self.user, values)
+        return existing.logux_can_read(self.user) and self.may_change(existing, values)
 
     def process(self, action: Action, meta: Meta) -> None:
-        try:
-            pk, fields = self.wire_id(action), self.wire_fields(action)
-            python = self.python_fields(fields)
-        except WireError as error:
-            raise Undo("invalid", errors={"__all__": [str(error)]}) from None
+        pk, fields, values = self.parse_or_undo(action, meta)
         with transaction.atomic():
             existing = self.get(pk, lock=True)
-            if existing is not None:  # the create was delivered again, or raced: merge as a change
-                self.apply_change(existing, fields, meta)
+            if existing is not None:  # the create was delivered again, or raced: a change of the row
+                if not (existing.logux_can_read(self.user) and self.may_change(existing, values)):
+                    raise Undo("denied")
+                self.apply_change(existing, fields, values, meta)
                 return
-            obj = self.model(**python)
+            if not self.model.logux_can_create(self.user, values):  # the row existed at access()
+                raise Undo("denied")
+            opts = self.opts
+            obj = self.model(**{opts.field(name).attname: value for name, value in values.items()})
             obj.pk = pk
             self.validate(obj)
             obj._logux_meta = _edit_meta(meta)  # type: ignore[attr-defined]
             obj.save(force_insert=True)
-            # The author's store subscribed with `creating: true` before the row existed.
-            opts = self.opts
+        # The author's store subscribed with `creating: true` before the row existed.
+        try:
             remember(opts.plural, meta.node_id, meta.user_id, {}, opts.subscription_ttl, row_id=opts.wire_id(obj))
+        except SubscriptionLimit as limit:
+            logger.warning(
+                "logux_sync: %s created %s/%s but is not subscribed to it: %s", meta.node_id, opts.plural, pk, limit
+            )
 
 
 class ChangeAction(SyncedAction):
     def access(self, action: Action, meta: Meta) -> bool:
-        try:
-            pk, fields = self.wire_id(action), self.wire_fields(action)
-        except WireError:
-            return False
-        obj = self.get(pk)
+        checked = self.checked(action)
+        if isinstance(checked, bool):
+            return checked
+        pk, values = checked
+        obj = self.readable(pk)
         if obj is None:
             return bool(self.user.is_authenticated)  # process() answers notFound
-        if not obj.logux_can_read(self.user):
-            return False
-        allowed = obj.logux_can_change(self.user, fields)
-        if isinstance(allowed, bool):
-            return allowed
-        return set(fields) <= set(allowed)
+        return self.may_change(obj, values)
 
     def process(self, action: Action, meta: Meta) -> None:
-        try:
-            pk, fields = self.wire_id(action), self.wire_fields(action)
-            self.python_fields(fields)
-        except WireError as error:
-            raise Undo("invalid", errors={"__all__": [str(error)]}) from None
+        pk, fields, values = self.parse_or_undo(action, meta)
         with transaction.atomic():
-            obj = self.get(pk, lock=True)
+            obj = self.readable(pk, lock=True)
             if obj is None:
                 raise Undo("notFound")
-            self.apply_change(obj, fields, meta)
+            if not self.may_change(obj, values):
+                raise Undo("denied")
+            self.apply_change(obj, fields, values, meta)
 
 
 class DeleteAction(SyncedAction):
@@ -148,17 +203,21 @@ class DeleteAction(SyncedAction):
             pk = self.wire_id(action)
         except WireError:
             return False
-        obj = self.get(pk)
+        obj = self.readable(pk)
         if obj is None:
             return bool(self.user.is_authenticated)  # deleting twice is harmless
-        return obj.logux_can_read(self.user) and obj.logux_can_delete(self.user)
+        return obj.logux_can_delete(self.user)
 
     def process(self, action: Action, meta: Meta) -> None:
+        self.check_clock(meta)
         with transaction.atomic():
-            obj = self.get(self.wire_id(action), lock=True)
-            if obj is not None:
-                obj._logux_meta = _edit_meta(meta)  # type: ignore[attr-defined]
-                obj.delete()
+            obj = self.readable(self.wire_id(action), lock=True)
+            if obj is None:
+                return
+            if not obj.logux_can_delete(self.user):
+                raise Undo("denied")
+            obj._logux_meta = _edit_meta(meta)  # type: ignore[attr-defined]
+            obj.delete()
 
 
 # ---- channels ----------------------------------------------------------------------------
@@ -249,14 +308,24 @@ class SyncedChannel(ChannelCommand):
         late = LoguxLateDelivery.objects.filter(delivered_at__gte=time - CLOCK_SKEW_MS).aggregate(t=Min("oldest_time"))
         return min(time, late["t"]) if late["t"] is not None else time
 
+    def remember(self, meta: Meta, wire_filter: dict[str, Any], row_id: str = "", channel: str | None = None) -> None:
+        """Remember the subscriber's node (see subscriptions.remember); over a limit, undo the subscribe."""
+        opts = self.opts
+        try:
+            remember(opts.plural, meta.node_id, meta.user_id, wire_filter, opts.subscription_ttl, row_id, channel)
+        except SubscriptionLimit as limit:
+            raise Undo("limit", details=str(limit)) from None
+
 
 class RowChannel(SyncedChannel):
-    """`<plural>/<id>`: one row, for `syncMapTemplate` stores."""
+    """`<plural>/<id>`: one row, for `syncMapTemplate` stores. A row the subscriber may not read
+    answers exactly like one that does not exist."""
 
     def _obj(self) -> LoguxSynced | None:
         if not hasattr(self, "_cached_obj"):
             pk = self.opts.python_id(self.params["id"])
-            self._cached_obj = self.model._default_manager.filter(pk=pk).first()
+            obj = self.model._default_manager.filter(pk=pk).first()
+            self._cached_obj = obj if obj is not None and obj.logux_can_read(self.user) else None
         return self._cached_obj
 
     def access(self, action: Action, meta: Meta) -> bool:
@@ -269,7 +338,7 @@ class RowChannel(SyncedChannel):
             # models are never created by clients).
             creating = bool(action.get("creating")) and not self.opts.read_only
             return bool(self.user.is_authenticated) and (creating or not action.get("creating"))
-        return obj.logux_can_read(self.user)
+        return True
 
     def load(self, action: Action, meta: Meta) -> list[tuple[Action, RawMeta]]:
         obj, opts = self._obj(), self.opts
@@ -280,7 +349,7 @@ class RowChannel(SyncedChannel):
                 return []
             raise Undo("notFound")
         # Changes of the row then reach this node, each while its user may read the row.
-        remember(opts.plural, meta.node_id, meta.user_id, {}, opts.subscription_ttl, row_id=opts.wire_id(obj))
+        self.remember(meta, {}, row_id=opts.wire_id(obj))
         if action.get("creating"):
             return []
         return snapshot(opts, obj, self.since_time())
@@ -303,14 +372,18 @@ class ListChannel(SyncedChannel):
     def access(self, action: Action, meta: Meta) -> bool:
         try:
             wire_filter = self.wire_filter()
+        except SubscriptionLimit:
+            return bool(self.user.is_authenticated)  # load() undoes it, saying which limit
         except WireError:
             return False
         return self.model.logux_can_subscribe(self.user, wire_filter, self.channel)
 
     def load(self, action: Action, meta: Meta) -> Iterator[tuple[Action, RawMeta] | EncodedPairs]:
-        opts = self.opts
-        wire_filter = self.wire_filter()
-        remember(opts.plural, meta.node_id, meta.user_id, wire_filter, opts.subscription_ttl, channel=self.channel)
+        try:
+            wire_filter = self.wire_filter()
+        except SubscriptionLimit as limit:
+            raise Undo("limit", details=str(limit)) from None
+        self.remember(meta, wire_filter, channel=self.channel)
         # The rows stream: they are read, encoded and written a few hundred at a time.
         return self.rows(wire_filter, self.since_time())
 

@@ -21,7 +21,7 @@ from model_utils.tracker import FieldInstanceTracker, lightweight_deepcopy
 
 from ..conf import logux_settings
 from . import broadcast
-from .clocks import server_meta, stamped
+from .clocks import latest_time, server_meta, stamped
 from .options import LoguxOptions, to_wire
 
 if TYPE_CHECKING:
@@ -32,11 +32,13 @@ TRACKER = "_logux_tracker"
 SAVED = "_logux_saved"
 
 
-def _obj_stamp(obj: LoguxSynced) -> dict[str, Any]:
+def _obj_stamp(obj: LoguxSynced, overwritten: Iterable[str] = ()) -> dict[str, Any]:
     """The meta of the edit being saved: the client's (set once by the generic commands) or a fresh
-    server one for ORM, admin and shell edits."""
+    server one for ORM, admin and shell edits, newer than the clocks of the `overwritten` fields."""
     meta = obj.__dict__.pop("_logux_meta", None)
-    return dict(meta) if meta else server_meta()
+    if meta:
+        return dict(meta)
+    return server_meta(after=latest_time(obj.__dict__.get("logux_clocks"), overwritten))
 
 
 class LoguxSyncedQuerySet(models.QuerySet[Any]):
@@ -56,7 +58,6 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
                 return 0
             count = super().update(**kwargs)
             after = list(self.model._base_manager.using(self.db).filter(pk__in=list(before)))
-            meta = server_meta()
             changed_rows: list[Any] = []
             changes: list[broadcast.Entry] = []
             for obj in after:
@@ -65,6 +66,7 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
                 changed = [name for name in opts.fields if old[name] != new[name]]
                 if not changed:
                     continue
+                meta = server_meta(after=latest_time(obj.logux_clocks, changed))
                 obj.logux_clocks = stamped(obj.logux_clocks, changed, meta, len(changed) == len(opts.fields))
                 changed_rows.append(obj)
                 changes.append(broadcast.change_entry(opts, obj, "changed", changed, old, meta))
@@ -105,7 +107,6 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
                 .filter(pk__in=[o.pk for o in objs])
                 .only(opts.id_field.attname, "logux_clocks", *opts.fields)
             }
-            meta = server_meta()
             changes: list[broadcast.Entry] = []
             for obj in objs:
                 before = stored.get(obj.pk)
@@ -113,6 +114,7 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
                     continue
                 old = opts.wire_fields(before)
                 changed = [name for name in synced if old[name] != opts.wire_value(obj, name)]
+                meta = server_meta(after=latest_time(before.logux_clocks, changed))
                 obj.logux_clocks = stamped(before.logux_clocks, changed, meta, len(changed) == len(opts.fields))
                 if changed:
                     changes.append(broadcast.change_entry(opts, obj, "changed", changed, old, meta))
@@ -198,7 +200,7 @@ class LoguxSynced(models.Model):
         update_fields = kwargs.get("update_fields")
         if update_fields is not None:  # names or attnames
             changed = [n for n, a in opts.named_attnames if n in changed and (n in update_fields or a in update_fields)]
-        meta = _obj_stamp(self)
+        meta = _obj_stamp(self, changed)
         if changed:
             self.logux_clocks = stamped(self.logux_clocks, changed, meta, len(changed) == len(opts.fields))
             if update_fields is not None:
@@ -546,7 +548,8 @@ class LoguxSubscription(models.Model):
     node_id = models.CharField(max_length=255)
     user_id = models.CharField(max_length=255, blank=True)
     plural = models.CharField(max_length=255)
-    filter_key = models.CharField(max_length=1024)
+    # subscriptions.subscription_key(): a SHA-256 digest of the channel and filter.
+    filter_key = models.CharField(max_length=64)
     filter = models.JSONField(default=dict)
     # Set for a subscription to one row's channel (`tasks/<id>`), empty for a list or derived channel.
     row_id = models.CharField(max_length=255, blank=True, default="")
@@ -560,6 +563,9 @@ class LoguxSubscription(models.Model):
         indexes = [
             models.Index(fields=["plural", "expires_at"], name="logux_sync_sub_plural_exp"),
             models.Index(fields=["plural", "row_id"], name="logux_sync_sub_row"),
+            # The per-node and per-user limits count these.
+            models.Index(fields=["node_id", "expires_at"], name="logux_sync_sub_node"),
+            models.Index(fields=["user_id", "expires_at"], name="logux_sync_sub_user"),
         ]
 
     def __str__(self) -> str:

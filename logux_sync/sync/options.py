@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
 
+from ..conf import logux_settings
+from ..exceptions import SubscriptionLimit
 from ..protocol import dumps
 
 if TYPE_CHECKING:
@@ -169,11 +171,20 @@ class LoguxOptions:
             raise WireError(f"id: {exc}") from None
 
     def normalize_filter(self, raw: Any) -> dict[str, Any]:
-        """A client's filter as `{field: wire value}`; only synced fields may be filtered."""
+        """A client's filter as `{field: wire value}`: only synced fields, each compared with one JSON
+        scalar; SubscriptionLimit when it is larger than MAX_FILTER_SIZE."""
         if raw is None:
             return {}
         if not isinstance(raw, Mapping):
             raise WireError("filter must be an object")
+        for name, value in raw.items():
+            if name not in self.fields:
+                raise WireError(f"{name!r} is not a synced field of {self.plural}")
+            if type(value) not in _JSON_SCALARS:
+                raise WireError(f"filter: {name} must be compared with a string, a number, a boolean or null")
+        size, limit = len(dumps(raw).encode("utf-8", "surrogatepass")), logux_settings.MAX_FILTER_SIZE
+        if size > limit:
+            raise SubscriptionLimit(f"the filter is {size} bytes, over LOGUX_SYNC['MAX_FILTER_SIZE'] ({limit})")
         return {name: to_wire(self.python_value(name, value)) for name, value in raw.items()}
 
     def orm_filter(self, wire_filter: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ def on_post_delete(sender: type[LoguxSynced], instance: LoguxSynced, using: str,
     from .models import _obj_stamp
 
     opts = sender._logux
-    meta = _obj_stamp(instance)
+    meta = _obj_stamp(instance, opts.fields)
     entry = broadcast.change_entry(opts, instance, "deleted", [], opts.wire_fields(instance), meta)
     broadcast.queue_changes([entry], using)
 

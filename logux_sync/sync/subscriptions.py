@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -10,13 +11,33 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from ..conf import logux_settings
+from ..exceptions import SubscriptionLimit
 from ..protocol import dumps
 from .models import LoguxSubscription
 
+# Longest node, user and row id stored (the columns' max_length, which SQLite does not enforce).
+MAX_ID_LENGTH = 255
+
 
 def subscription_key(channel: str, wire_filter: dict[str, Any]) -> str:
-    """What identifies one subscription of a node: the channel it subscribed to and its filter."""
-    return dumps([channel, wire_filter])
+    """What identifies one subscription of a node: a digest of the channel it subscribed to and its
+    filter, so the stored key has one length on every database whatever the client sent."""
+    return hashlib.sha256(dumps([channel, wire_filter]).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _check_limits(node_id: str, user_id: str, row_id: str) -> None:
+    """Raise SubscriptionLimit when a new subscription would go over a limit."""
+    for name, value in (("node id", node_id), ("user id", user_id), ("row id", row_id)):
+        if len(value) > MAX_ID_LENGTH:
+            raise SubscriptionLimit(f"the {name} is longer than {MAX_ID_LENGTH} characters")
+    active = LoguxSubscription.objects.filter(expires_at__gt=timezone.now())
+    per_node = logux_settings.MAX_SUBSCRIPTIONS_PER_NODE
+    if active.filter(node_id=node_id).count() >= per_node:
+        raise SubscriptionLimit(f"this node has {per_node} subscriptions (LOGUX_SYNC['MAX_SUBSCRIPTIONS_PER_NODE'])")
+    per_user = logux_settings.MAX_SUBSCRIPTIONS_PER_USER
+    if user_id and active.filter(user_id=user_id).count() >= per_user:
+        raise SubscriptionLimit(f"this user has {per_user} subscriptions (LOGUX_SYNC['MAX_SUBSCRIPTIONS_PER_USER'])")
 
 
 def remember(
@@ -29,13 +50,15 @@ def remember(
     channel: str | None = None,
 ) -> None:
     """Record (or refresh) that `node_id` subscribed to `channel` (the plural by default): to one row,
-    or to the `plural` rows matching `wire_filter`."""
+    or to the `plural` rows matching `wire_filter`. A new subscription over a limit raises
+    SubscriptionLimit; refreshing one that is remembered always works."""
     key = subscription_key(channel or (f"{plural}/{row_id}" if row_id else plural), wire_filter)
     expires = timezone.now() + datetime.timedelta(seconds=ttl)
     defaults = {"user_id": user_id or "", "filter": wire_filter, "expires_at": expires, "row_id": row_id}
     existing = LoguxSubscription.objects.filter(plural=plural, node_id=node_id, filter_key=key)
     if existing.update(**defaults):
         return
+    _check_limits(node_id, user_id or "", row_id)
     try:
         with transaction.atomic():
             LoguxSubscription.objects.create(plural=plural, node_id=node_id, filter_key=key, **defaults)
@@ -74,7 +97,6 @@ def is_plural_list(sub: LoguxSubscription) -> bool:
 
 def prune() -> int:
     """Delete expired subscriptions, and tombstones older than TOMBSTONE_TTL."""
-    from ..conf import logux_settings
     from .models import LoguxLateDelivery, LoguxTombstone
 
     now = timezone.now()
