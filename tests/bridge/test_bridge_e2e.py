@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from logux_sync.sync.subscriptions import subscription_key
 from tests.e2e.servers import ROOT, bridge_server
 
 from .stack import Stack, bridge_stack, require_bridge_modules
@@ -69,9 +70,7 @@ def test_an_orm_save_reaches_clients_on_both_bridges(stack: Stack) -> None:
 def test_unsubscribes_make_django_forget_the_list_and_the_row(stack: Stack) -> None:
     seen = stack.drive("unsubscribe")
 
-    keys = [
-        json.dumps(key, separators=(",", ":")) for key in (["tasks", {"column": "todo"}], [f"tasks/{seen['done']}", {}])
-    ]
+    keys = [subscription_key("tasks", {"column": "todo"}), subscription_key(f"tasks/{seen['done']}", {})]
     assert seen["before"] == sorted(keys)
     assert seen["after"] == []
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.scenarios import check_conflict, check_offline
+from tests.e2e.scenarios import check_conflict, check_hostile, check_offline
 from tests.e2e.servers import ROOT, scratch_dir
 
 from .stack import Stack, bridge_stack, require_bridge_modules
@@ -37,6 +37,10 @@ def test_concurrent_edits_of_one_card_converge(stack: Stack) -> None:
 
 def test_a_client_that_was_offline_catches_up_on_resubscribe(stack: Stack) -> None:
     check_offline(stack.drive("offline"))
+
+
+def test_a_hostile_client_takes_nothing_and_pins_nothing(stack: Stack) -> None:
+    check_hostile(stack.drive("hostile"), stack.tasks, stack.users)
 
 
 def test_a_card_turned_private_leaves_the_other_user_and_comes_back_whole(stack: Stack) -> None:

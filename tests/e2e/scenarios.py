@@ -25,3 +25,16 @@ def check_offline(seen: dict[str, Any]) -> None:
     assert seen["whileAway"]["title"] == "Before bob left"
     assert (seen["bob"]["title"], seen["bob"]["column"]) == ("Changed while bob was away", "doing")
     assert any(action["channel"] == "tasks" and "since" in action for action in seen["resubscribes"]), seen
+
+
+def check_hostile(seen: dict[str, Any], tasks: Callable[[], dict[str, dict[str, Any]]], users: dict[str, Any]) -> None:
+    """The `hostile` scenario: bob's create over alice's private card is refused, his probe of it is
+    answered like a probe of a made-up id, his edit stamped a minute ahead is undone; nothing changed."""
+    assert seen["takeover"] == {"error": "LoguxUndoError", "reason": "denied"}, seen
+    assert seen["probes"]["hidden"] == seen["probes"]["missing"] == {"error": "LoguxUndoError", "reason": "notFound"}
+    assert seen["skewed"] == {"error": "LoguxUndoError", "reason": "clockSkew"}, seen
+    assert seen["secret"] not in seen["bobList"] and seen["ownAtAlice"] == "Bob card"
+    rows = tasks()
+    secret = rows[seen["secret"]]
+    assert (secret["title"], secret["private"], secret["owner"]) == ("Alice secret", True, int(users["alice"]["id"]))
+    assert rows[seen["own"]]["title"] == "Bob card"

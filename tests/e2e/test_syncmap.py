@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .scenarios import check_conflict, check_offline
+from .scenarios import check_conflict, check_hostile, check_offline
 from .servers import (
     EXAMPLE,
     ROOT,
@@ -129,3 +129,7 @@ def test_concurrent_edits_of_one_card_converge(stack: Stack) -> None:
 
 def test_a_client_that_was_offline_catches_up_on_resubscribe(stack: Stack) -> None:
     check_offline(stack.drive("offline"))
+
+
+def test_a_hostile_client_takes_nothing_and_pins_nothing(stack: Stack) -> None:
+    check_hostile(stack.drive("hostile"), stack.tasks, stack.users)

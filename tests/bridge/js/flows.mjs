@@ -68,7 +68,7 @@ function subscribedTo(client, channel) {
 
 const scenarios = {
   // conflict, offline (as the proxy stack's)
-  ...twoUserScenarios({ changeSyncMap }, { aliceAndBob, card }),
+  ...twoUserScenarios({ changeSyncMap, syncMapTemplate }, { aliceAndBob, card, unbinds }),
 
   // A card bob saw (and whose row channel he is then subscribed to) turns private: it leaves his list
   // and its later edits must not reach him. Shared again, it comes back whole.

@@ -217,7 +217,7 @@ export async function attempt(work, done) {
 // The two-user scenarios of tests/e2e/js/syncmap.mjs that the bridge's flows.mjs runs too, with one
 // @logux/client version's changeSyncMap; `aliceAndBob()` opens alice and bob, each with a list of every
 // task, and `card` is taskHelpers()'s.
-export function twoUserScenarios({ changeSyncMap }, { aliceAndBob, card }) {
+export function twoUserScenarios({ changeSyncMap, syncMapTemplate }, { aliceAndBob, card, unbinds }) {
   return {
     // Alice and Bob edit the same card at the same moment, several times; they end up agreeing.
     async conflict() {
@@ -282,6 +282,28 @@ export function twoUserScenarios({ changeSyncMap }, { aliceAndBob, card }) {
         return value.title === 'Changed while bob was away' && value.column === 'doing'
       })
       return { bob: valueIn(b.list, id), caughtUp, id, resubscribes, whileAway }
+    },
+
+    // Bob tries to take Alice's private card with a create of its id, probes it and a made-up id, and
+    // stamps an edit of his own card a minute ahead; Alice's card and his card stay as they were.
+    async hostile() {
+      const { alice, bob, a, b } = await aliceAndBob()
+      const secret = await card(alice, a.Task, 'Alice secret', { private: true })
+      const own = await card(bob, b.Task, 'Bob card')
+      await waitFor(`alice's list shows ${own}`, () => own in titles(a.list))
+      // card() makes bob the owner of what he creates.
+      const takeover = await attempt(() => card(bob, b.Task, 'Taken', { id: secret }), () => ({ created: true }))
+      const probe = async id => {
+        const Row = syncMapTemplate('tasks')
+        const store = Row(id, bob)
+        unbinds.push(store.listen(() => {}))
+        return attempt(() => store.loading, () => ({ loaded: store.get().title }))
+      }
+      const probes = { hidden: await probe(secret), missing: await probe(newId('missing')) }
+      const change = { fields: { title: 'Pinned ahead' }, id: own, type: 'tasks/change' }
+      const skewed = await attempt(() => bob.sync(change, { time: Date.now() + 60000 }), () => ({ synced: true }))
+      await sleep(300)
+      return { bobList: titles(b.list), own, ownAtAlice: titles(a.list)[own], probes, secret, skewed, takeover }
     }
   }
 }

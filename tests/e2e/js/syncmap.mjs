@@ -204,7 +204,7 @@ const scenarios = {
   },
 
   // conflict, offline
-  ...twoUserScenarios({ changeSyncMap }, { aliceAndBob, card })
+  ...twoUserScenarios({ changeSyncMap, syncMapTemplate }, { aliceAndBob, card, unbinds })
 }
 
 // Leave nothing in flight (see shutdown()), and again once their answers' effects are done.
