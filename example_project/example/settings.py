@@ -10,7 +10,8 @@ import django
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "example-only-not-secret")
-DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+# Off unless asked for (DJANGO_DEBUG=1): the example may be reached by others on the network.
+DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 
 INSTALLED_APPS = [
@@ -21,7 +22,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "logux_sync",
-    "conformance",
     "board",
 ]
 
@@ -99,15 +99,20 @@ if os.environ.get("EXAMPLE_CACHE") == "redis":
 LOGUX_SYNC = {
     "SECRET": os.environ.get("LOGUX_CONTROL_SECRET", "parole"),
     "URLS": os.environ.get("LOGUX_URL", "http://127.0.0.1:31337/"),
-    "AUTH_FUNCTION": "conformance.auth.authenticate",
+    "AUTH_FUNCTION": "logux_sync.auth.token_or_session_auth",
     "SUBPROTOCOL": "1.0.0",
     "SUPPORTS": "^1.0.0",
 }
 if os.environ.get("EXAMPLE_TOKEN_MAX_AGE"):
     LOGUX_SYNC["TOKEN_MAX_AGE"] = int(os.environ["EXAMPLE_TOKEN_MAX_AGE"])
 
-# `@logux/backend-test` authenticates with the token `USER_ID:good`; only that run turns this on.
+# `@logux/backend-test`'s fixture handlers (users/name, users/clean that wipes rows for anyone, an auth
+# that takes the token `USER_ID:good` and turns an `error` header into the error text) are for its test
+# run only: installed when LOGUX_CONFORMANCE=1, never in the example a user runs.
 LOGUX_CONFORMANCE = os.environ.get("LOGUX_CONFORMANCE") == "1"
+if LOGUX_CONFORMANCE:
+    INSTALLED_APPS.append("conformance")
+    LOGUX_SYNC["AUTH_FUNCTION"] = "conformance.auth.authenticate"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
