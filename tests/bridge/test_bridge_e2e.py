@@ -52,12 +52,13 @@ def test_a_private_card_never_reaches_another_user(stack: Stack) -> None:
     assert secret not in json.dumps(seen["wireBefore"])
     naming = [m for m in seen["bobWire"] if secret in json.dumps(m)]
     assert [(m[0], m[2]["type"], m[2]["reason"]) for m in naming] == [
-        ("sync", "logux/undo", "denied"),
-        ("sync", "logux/undo", "denied"),
+        ("sync", "logux/undo", "notFound"),
+        ("sync", "logux/undo", "notFound"),
     ], naming
     assert title not in json.dumps(seen["bobWire"])
-    assert seen["directLoad"] == {"error": "LoguxUndoError", "reason": "denied"}
-    assert seen["change"] == {"error": "LoguxUndoError", "reason": "denied"}
+    # Answered exactly as for a card that does not exist.
+    assert seen["directLoad"] == {"error": "LoguxUndoError", "reason": "notFound"}
+    assert seen["change"] == {"error": "LoguxUndoError", "reason": "notFound"}
 
 
 def test_an_orm_save_reaches_clients_on_both_bridges(stack: Stack) -> None:

@@ -178,14 +178,15 @@ def check_matrix(matrix: Matrix, seen: dict[str, Any], rows: dict[str, dict[str,
                     continue
                 is_probe_undo = (
                     action.get("type") == "logux/undo"
-                    and action.get("reason") == "denied"
+                    and action.get("reason") == "notFound"
                     and action.get("action", {}).get("channel") in {f"tasks/{i}" for i in named}
                 )
                 (denied if is_probe_undo else leaks).append([action, meta])
         assert not leaks, (name, leaks)
-        # Each probe of another's private row was denied, and nothing else about it came.
+        # Each probe of another's private row was answered as for a row that does not exist, and
+        # nothing else about it came.
         assert mine["probes"] == {
-            **{i: {"error": "LoguxUndoError", "reason": "denied"} for i in config["probes"][name]},
+            **{i: {"error": "LoguxUndoError", "reason": "notFound"} for i in config["probes"][name]},
             **{i: {"loaded": True} for i in config["rowSubs"][name]},
         }, (name, mine["probes"])
         assert len(denied) == len(config["probes"][name]), (name, denied)

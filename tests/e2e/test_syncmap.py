@@ -90,13 +90,14 @@ def test_a_private_card_never_reaches_another_user(stack: Stack) -> None:
     # After that, only the undos of his own two attempts name it; no title, no fields, ever.
     naming = [m for m in seen["bobWire"] if secret in json.dumps(m)]
     assert [(m[0], m[2]["type"], m[2]["reason"]) for m in naming] == [
-        ("sync", "logux/undo", "denied"),
-        ("sync", "logux/undo", "denied"),
+        ("sync", "logux/undo", "notFound"),
+        ("sync", "logux/undo", "notFound"),
     ], naming
     assert title not in json.dumps(seen["bobWire"])
     assert all(title not in json.dumps(entry) for entry in seen["bobReceived"])
-    assert seen["directLoad"] == {"error": "LoguxUndoError", "reason": "denied"}
-    assert seen["change"] == {"error": "LoguxUndoError", "reason": "denied"}
+    # Answered exactly as for a card that does not exist.
+    assert seen["directLoad"] == {"error": "LoguxUndoError", "reason": "notFound"}
+    assert seen["change"] == {"error": "LoguxUndoError", "reason": "notFound"}
     row = stack.tasks()[secret]
     assert (row["title"], row["column"], row["private"]) == (f"{title} v2", "doing", True)
 

@@ -334,7 +334,7 @@ export async function accessMatrix(
     }
     await Promise.all(Object.values(s.lists).map(list => list.loading))
   }
-  // Row channels: others' private rows (must be denied) and rows the user may read.
+  // Row channels: others' private rows (answered as missing) and rows the user may read.
   for (const name of names) {
     const s = state[name]
     s.probes = {}
