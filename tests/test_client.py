@@ -52,9 +52,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.requests.append({"body": raw.decode(), "content_type": self.headers["Content-Type"]})
-        text = b"Wrong secret" if self.server.status == 403 else b"OK"
-        self.send_response(self.server.status)
+        status = self.server.status  # read once: a test may change it meanwhile
+        self.server.requests.append(
+            {"body": raw.decode(), "content_type": self.headers["Content-Type"], "status": status}
+        )
+        text = b"Wrong secret" if status == 403 else b"OK"
+        self.send_response(status)
         self.send_header("Content-Length", str(len(text)))
         self.end_headers()
         self.wfile.write(text)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, OperationalError, transaction
 
 import logux_sync
 from logux_sync.exceptions import LoguxServerError
@@ -141,6 +141,34 @@ def test_logux_deliver_once_fails_loudly_when_down(logux: FakeLogux) -> None:
     with pytest.raises(CommandError, match="31337"):
         call_command("logux_deliver", "--once", "--ignore-backoff", stdout=open("/dev/null", "w"))
     assert LoguxOutbox.objects.get().attempts == 2
+
+
+def test_logux_deliver_once_goes_on_after_a_passing_database_fault(
+    logux: FakeLogux, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logux.down = True
+    Task.objects.create(id="a", title="A")
+    logux.down = False
+    real, faults = broadcast.deliver, [OperationalError("database is locked")] * 2
+
+    def flaky(**kwargs: Any) -> int:
+        if faults:
+            raise faults.pop()
+        return real(**kwargs)
+
+    monkeypatch.setattr(broadcast, "deliver", flaky)
+    call_command("logux_deliver", "--once", "--ignore-backoff", "--interval", "0", stdout=open("/dev/null", "w"))
+    assert ids(logux.requests) == [["a"]] and not LoguxOutbox.objects.exists()
+
+
+def test_logux_deliver_once_gives_up_on_a_lasting_database_fault(monkeypatch: pytest.MonkeyPatch) -> None:
+    def locked(**kwargs: Any) -> int:
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(broadcast, "deliver", locked)
+    monkeypatch.setattr("logux_sync.management.commands.logux_deliver.MAX_PAUSE", 0.0)
+    with pytest.raises(CommandError, match="database is locked"):
+        call_command("logux_deliver", "--once", stdout=open("/dev/null", "w"))
 
 
 def test_next_send_after_recovery_also_sends_its_own(logux: FakeLogux, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -506,6 +506,32 @@ def test_derived_ids_order_like_the_edit_they_come_from() -> None:
     assert is_first_older({"id": edits[0], "time": 5}, {"id": derived_id(edits[0]), "time": 5})
 
 
+def test_a_forked_process_makes_ids_of_its_own() -> None:
+    """Workers forked after import (gunicorn --preload) must not repeat each other's ids: the Logux
+    server drops an action whose id it has seen."""
+    import json
+    import os
+
+    from logux_sync.sync.clocks import derived_id, server_meta
+
+    edit = "5 10:a:t 0"
+    server_meta()  # the parent has made ids before the fork
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its ids and leave without running pytest's teardown
+        try:
+            os.write(write, json.dumps([server_meta()["id"], derived_id(edit)]).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child_id, child_derived = json.loads(pipe.read())
+    assert os.waitpid(pid, 0)[1] == 0
+    parent_id, parent_derived = server_meta()["id"], derived_id(edit)
+    assert child_id.split(" ")[1] != parent_id.split(" ")[1]  # node ids
+    assert child_derived != parent_derived  # the same edit's derived ids: nonces
+
+
 def test_values_a_database_cannot_take_are_refused_not_errors(endpoint: Endpoint) -> None:
     u = user("ann", "view_task", "add_task")
     assert answers_of(subscribe(endpoint, "tasks", u.pk, filter={"project": 10**30})) == ["forbidden"]

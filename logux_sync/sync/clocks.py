@@ -13,12 +13,31 @@ from typing import Any
 from ..protocol import Meta, is_first_older
 
 # One node id per process: `server:<random>`; ids are `<ms> server:<random> <counter>`.
-SERVER_NODE = f"server:{secrets.token_hex(4)}{os.getpid():x}"
+SERVER_NODE = ""
 _counter = itertools.count()
 _lock = threading.Lock()
 # Derived ids live at ms >= 10**13 (year 2286); each process starts its nonces at a random point.
 _DERIVED_MS_OFFSET = 10**13
-_nonces = itertools.count(secrets.randbelow(10**12))
+_nonces = itertools.count()
+
+
+def _new_process() -> None:
+    """Give this process its own node id, counter, nonces and lock.
+
+    Runs at import and again in every child forked after it (gunicorn --preload, uWSGI without
+    lazy-apps): a child that kept its parent's node id and counter would make the same ids as its
+    siblings, and the Logux server drops an action whose id it has seen, so a change would be lost.
+    The lock is replaced too: another thread may have held the parent's at the fork."""
+    global SERVER_NODE, _counter, _lock, _nonces
+    SERVER_NODE = f"server:{secrets.token_hex(4)}{os.getpid():x}"
+    _counter = itertools.count()
+    _lock = threading.Lock()
+    _nonces = itertools.count(secrets.randbelow(10**12))
+
+
+_new_process()
+if hasattr(os, "register_at_fork"):  # POSIX only: there is no fork elsewhere
+    os.register_at_fork(after_in_child=_new_process)
 
 Clock = list[Any]  # [time, id]; JSON-friendly
 Clocks = dict[str, Clock]

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import signal
 import time
 from types import FrameType
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DEFAULT_DB_ALIAS, close_old_connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, close_old_connections, connections
 
 from logux_sync.exceptions import LoguxServerError
 from logux_sync.sync import broadcast
 from logux_sync.sync.models import LoguxOutbox
 from logux_sync.sync.subscriptions import prune
+
+logger = logging.getLogger("logux_sync.deliver")
+
+# Longest pause, in seconds, between two attempts while the database fails.
+MAX_PAUSE = 30.0
+# With --once, the database faults in a row after which the run gives up (a cron run should end).
+ONCE_ATTEMPTS = 5
 
 
 class Command(BaseCommand):
@@ -40,6 +49,7 @@ class Command(BaseCommand):
             signal.signal(signal.SIGINT, self._stop)
         sent = 0
         last_prune = 0.0
+        faults = 0
         while not self.stopping:
             close_old_connections()
             try:
@@ -49,24 +59,50 @@ class Command(BaseCommand):
                     ignore_backoff=options["ignore_backoff"],
                     raise_errors=True,
                 )
+                if time.monotonic() - last_prune > 60:
+                    prune()
+                    last_prune = time.monotonic()
             except LoguxServerError as exc:
                 if options["once"]:
                     raise CommandError(f"{exc}; {sent} action(s) delivered before it") from exc
                 self.stderr.write(str(exc))
-                time.sleep(options["interval"])
+                self._pause(options["interval"])
                 continue
+            except DatabaseError as exc:
+                # A passing fault (SQLite locked by another writer past its timeout, a dropped or
+                # terminated connection) must not end the worker: its rows would wait for a restart.
+                faults += 1
+                self._reconnect(options["database"])
+                if options["once"] and faults >= ONCE_ATTEMPTS:
+                    raise CommandError(f"database error: {exc}; {sent} action(s) delivered before it") from exc
+                pause = min(MAX_PAUSE, max(options["interval"], 0.1) * 2 ** (faults - 1))
+                logger.warning("logux_deliver: database error (%s); trying again in %.1f s", exc, pause)
+                self._pause(pause)
+                continue
+            faults = 0
             sent += count
-            if time.monotonic() - last_prune > 60:
-                prune()
-                last_prune = time.monotonic()
             if count:
                 continue
             if options["once"]:
                 break
-            time.sleep(options["interval"])
-        rows = LoguxOutbox.objects.using(options["database"]).only("payload")
-        waiting = sum(len(broadcast.payload_entries(row.payload)) for row in rows.iterator())
+            self._pause(options["interval"])
+        try:
+            rows = LoguxOutbox.objects.using(options["database"]).only("payload")
+            waiting = str(sum(len(broadcast.payload_entries(row.payload)) for row in rows.iterator()))
+        except DatabaseError:  # stopped while the database is away: still a clean stop
+            waiting = "an unknown number of"
         self.stdout.write(f"Delivered {sent} action(s); {waiting} waiting.")
+
+    def _reconnect(self, using: str) -> None:
+        """Drop the connection, so that Django opens a new one at the next query."""
+        with contextlib.suppress(DatabaseError):  # closing a connection the server dropped may fail too
+            connections[using].close()
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep, but wake up for SIGTERM/SIGINT: a long backoff must not delay a clean stop."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < deadline:
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
