@@ -52,8 +52,8 @@ DEFAULTS: dict[str, Any] = {
     # subscriptions are remembered at once per node (browser tab) and per user; over a limit the
     # subscribe is undone (reason `limit`).
     "MAX_FILTER_SIZE": 1024,
-    "MAX_SUBSCRIPTIONS_PER_NODE": 100,
-    "MAX_SUBSCRIPTIONS_PER_USER": 1000,
+    "MAX_SUBSCRIPTIONS_PER_NODE": 1000,
+    "MAX_SUBSCRIPTIONS_PER_USER": 5000,
 }
 
 ENV_FALLBACKS = {"SECRET": "LOGUX_CONTROL_SECRET", "URLS": "LOGUX_URL"}
