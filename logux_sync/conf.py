@@ -41,6 +41,10 @@ DEFAULTS: dict[str, Any] = {
     "ERROR_TRACEBACKS": None,
     # Model sync: False stops synced models from sending anything (checked at every save).
     "SYNC_ENABLED": True,
+    # Model sync: who sends a committed transaction's changes. "thread": a sender thread of the process
+    # (the request returns at once); "inline": the thread that committed, right after the commit (it
+    # waits for the Logux server); "worker": only `manage.py logux_deliver`.
+    "DELIVERY": "thread",
     # Outbox retries: the longest wait in seconds between two attempts to deliver a row.
     "OUTBOX_MAX_BACKOFF": 30,
     # Seconds a deleted synced row is remembered for list subscribers that resubscribe with `since`.
@@ -59,6 +63,8 @@ DEFAULTS: dict[str, Any] = {
 ENV_FALLBACKS = {"SECRET": "LOGUX_CONTROL_SECRET", "URLS": "LOGUX_URL"}
 
 IMPORT_STRINGS = {"AUTH_FUNCTION"}
+
+DELIVERY_MODES = ("thread", "inline", "worker")
 
 
 class Settings:
@@ -108,6 +114,10 @@ class Settings:
         if key == "URLS":
             urls = [u.strip() for u in value.split(",")] if isinstance(value, str) else list(value)
             return [u for u in urls if u]
+        if key == "DELIVERY" and value not in DELIVERY_MODES:
+            raise ImproperlyConfigured(
+                f"{SETTING_NAME}['DELIVERY'] = {value!r}; expected one of {', '.join(map(repr, DELIVERY_MODES))}"
+            )
         if key == "ERROR_TRACEBACKS" and value is None:
             return bool(django_settings.DEBUG)
         return value

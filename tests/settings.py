@@ -22,6 +22,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGUX_SYNC = {
     "SECRET": "secret",
+    # The unit tests check what was sent right after a commit: send in the committing thread.
+    "DELIVERY": "inline",
     "URLS": ["http://127.0.0.1:31337/"],
 }
 SILENCED_SYSTEM_CHECKS = ["logux_sync.W001"]

@@ -29,6 +29,7 @@ class FakeLogux(ThreadingHTTPServer):
 
     def __init__(self, status: int = 200) -> None:
         self.status = status
+        self.delay = 0.0  # seconds to wait before answering, like a slow Logux server
         self.requests: list[dict[str, Any]] = []
         self.connections = 0
         super().__init__(("127.0.0.1", 0), Handler)
@@ -53,6 +54,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers["Content-Length"]))
         status = self.server.status  # read once: a test may change it meanwhile
+        if self.server.delay:
+            time.sleep(self.server.delay)
         self.server.requests.append(
             {"body": raw.decode(), "content_type": self.headers["Content-Type"], "status": status}
         )

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, OperationalError, transaction
+from django.test import override_settings
+from django.utils import timezone
 
 import logux_sync
 from logux_sync.exceptions import LoguxServerError
@@ -486,8 +488,9 @@ def test_a_commit_shadowed_before_the_hook_still_runs(logux: FakeLogux, monkeypa
     monkeypatch.setattr(connection, "commit", counted, raising=False)
     with transaction.atomic():
         Task.objects.create(id="a", title="A")
-    # The save's commit ran with its outbox row written; then the delivery's, with the row pruned.
-    assert commits == [1, 0] and connection.commit is counted
+    # The save's commit ran with its outbox row written; then the delivery's claim (the row is still
+    # there while it is sent, outside any transaction), then its delete.
+    assert commits == [1, 1, 0] and connection.commit is counted
     assert ids(logux.requests) == [["a"]] and Task.objects.filter(pk="a").exists()
 
 
@@ -605,6 +608,8 @@ def test_migration_0007_keeps_the_rows_waiting_in_the_outbox(logux: FakeLogux) -
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate([after])
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes("logux_sync"))  # and the later ones
     assert LoguxOutbox.objects.get().payload == {"raw": raw}
     assert broadcast.deliver(ignore_backoff=True) == 1
     assert logux.requests == [[tuple(raw)]]
@@ -624,3 +629,67 @@ def test_a_large_transaction_is_written_in_rows_of_row_entries_and_sent_in_one_r
     logux.requests.clear()
     broadcast.deliver(batch=LoguxOutbox.objects.first().batch, ignore_backoff=True)  # type: ignore[union-attr]
     assert ids(logux.requests) == [["a", "b", "c", "d", "e"]] and not LoguxOutbox.objects.exists()
+
+
+# ---- the delivery core: no transaction across the network, senders that share the outbox --------
+
+
+def test_no_transaction_is_open_while_a_request_is_in_flight(logux: FakeLogux, monkeypatch: pytest.MonkeyPatch) -> None:
+    open_during_send: list[bool] = []
+
+    def send(pairs: list[tuple[dict, dict]]) -> None:
+        open_during_send.append(transaction.get_connection().in_atomic_block)
+        logux(pairs)
+
+    monkeypatch.setattr(broadcast, "add_batch", send)
+    Task.objects.create(id="a", title="A")
+    logux.down = True
+    Task.objects.create(id="b", title="B")
+    logux.down = False
+    broadcast.deliver(ignore_backoff=True)
+    assert open_during_send == [False, False, False] and ids(logux.requests) == [["a"], ["b"]]
+
+
+def test_rows_claimed_by_one_sender_are_not_taken_by_another(logux: FakeLogux) -> None:
+    logux.down = True
+    Task.objects.create(id="a", title="A")
+    row = LoguxOutbox.objects.get()
+    first = broadcast._claim(None, 10, "default", ignore_backoff=True)
+    assert [r.pk for r in first] == [row.pk]
+    # Neither a due-rows sender nor one that ignores backoff takes a row another sender holds.
+    assert broadcast._claim(None, 10, "default", ignore_backoff=True) == []
+    assert broadcast._claim(row.batch, 10, "default", ignore_backoff=False) == []
+    # A sender that died: once its lease is over, the row is due again.
+    LoguxOutbox.objects.update(next_attempt_at=timezone.now())
+    assert [r.pk for r in broadcast._claim(None, 10, "default", ignore_backoff=False)] == [row.pk]
+
+
+def test_the_sender_thread_delivers_off_the_committing_thread(
+    logux: FakeLogux, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    threads: list[str] = []
+
+    def send(pairs: list[tuple[dict, dict]]) -> None:
+        threads.append(threading.current_thread().name)
+        logux(pairs)
+
+    monkeypatch.setattr(broadcast, "add_batch", send)
+    with override_settings(LOGUX_SYNC={"SECRET": "secret", "DELIVERY": "thread"}):
+        with transaction.atomic():
+            Task.objects.create(id="a", title="A")
+            Task.objects.create(id="b", title="B")
+        assert broadcast.sender.drain(10)
+    assert threads == ["logux-sync-sender"] and ids(logux.requests) == [["a", "b"]]
+    assert not LoguxOutbox.objects.exists()
+
+
+@pytest.mark.parametrize("mode", ["worker", "inline"])
+def test_delivery_modes(logux: FakeLogux, mode: str) -> None:
+    with override_settings(LOGUX_SYNC={"SECRET": "secret", "DELIVERY": mode}):
+        Task.objects.create(id="a", title="A")
+    if mode == "worker":  # left to logux_deliver
+        assert logux.requests == [] and LoguxOutbox.objects.count() == 1
+        call_command("logux_deliver", "--once")
+    assert ids(logux.requests) == [["a"]] and not LoguxOutbox.objects.exists()

@@ -479,10 +479,10 @@ def test_a_failing_after_commit_delivery_is_logged_not_raised(
 ) -> None:
     # The batch is a robust on_commit callback: Django logs its failure under the callback's
     # __qualname__, which an instance lacks unless it is given one.
-    def fail(ids: list[int], using: str) -> None:
+    def fail(batch: str, using: str) -> None:
         raise RuntimeError("database is locked")
 
-    monkeypatch.setattr(broadcast, "deliver_inline", fail)
+    monkeypatch.setattr(broadcast, "after_commit", fail)
     ann = user("ann")
     with transaction.atomic():
         Note.objects.create(id="n1", text="x", owner=ann)

@@ -8,11 +8,15 @@ A rolled-back change never reaches the outbox, so it is never sent.
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import datetime
 import functools
 import json
 import logging
+import os
+import queue
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,8 +24,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, transaction
 from django.db.backends.base.operations import BaseDatabaseOperations
+from django.db.models import Q
 from django.utils import timezone
 
 from ..client import add_batch
@@ -223,7 +228,7 @@ def enqueue(entries: list[Entry], using: str = DEFAULT_DB_ALIAS, connection: Any
         now = _now(connection)
         with connection.cursor() as cursor:
             _insert(cursor, entries, key, now, now)
-        deliver_inline(key, using)
+        after_commit(key, using)
         return
     pending = connection.__dict__.get(_PENDING)
     if pending is None or not pending.current(connection):
@@ -267,7 +272,7 @@ def _commit_with_outbox(connection: Any, shadowed: Callable[[], None] | None) ->
     connection.commit()
 
 
-_INSERT_COLUMNS = ("payload", "batch", "created_at", "attempts", "next_attempt_at", "last_error")
+_INSERT_COLUMNS = ("payload", "batch", "created_at", "attempts", "next_attempt_at", "last_error", "claim")
 
 
 @functools.lru_cache(maxsize=8)
@@ -303,7 +308,7 @@ def _now(connection: Any) -> Any:
     return connection.ops.adapt_datetimefield_value(timezone.now())
 
 
-OutboxRow = tuple[str, str, Any, int, Any, str]
+OutboxRow = tuple[str, str, Any, int, Any, str, str]
 
 
 # Entries per outbox row at most (logux_deliver's default batch): a large transaction's entries go in
@@ -318,7 +323,7 @@ def _row(entries: list[Entry], key: str, now: Any, due: Any, echo: bool = False)
     payload: dict[str, Any] = {"entries": entries}
     if echo:
         payload["echo"] = True
-    return (payload_text(payload), key, now, 0, due, "")
+    return (payload_text(payload), key, now, 0, due, "", "")
 
 
 def _insert(cursor: Any, entries: list[Entry], key: str, now: Any, due: Any, echo: bool = False) -> None:
@@ -406,7 +411,7 @@ class _Pending:
         connection = connections[self.using]
         if connection.__dict__.get(_PENDING) is self:
             del connection.__dict__[_PENDING]
-        deliver_inline(self.key, self.using)
+        after_commit(self.key, self.using)
 
 
 class _Written:
@@ -449,15 +454,84 @@ class _Chunk:
         pending.deliver()
 
 
-def deliver_inline(batch: str, using: str) -> None:
-    """After commit: send this transaction's entries now, unless a recent failure paused inline sends."""
-    if not _captures and time.monotonic() < _inline_paused_until:
+def after_commit(batch: str, using: str) -> None:
+    """A transaction wrote outbox rows (`batch`) and committed: hand them to the sender (DELIVERY).
+    Under capture() they go at once, in this thread. After a failed send, nothing is tried until the
+    backoff passes: the rows wait for logux_deliver."""
+    if _captures:
+        deliver(batch=batch, using=using)
         return
-    deliver(batch=batch, using=using)
+    mode = logux_settings.DELIVERY
+    if mode == "worker" or time.monotonic() < _inline_paused_until:
+        return
+    if mode == "inline":
+        deliver(batch=batch, using=using)
+    else:
+        sender.wake(batch, using)
+
+
+class Sender:
+    """The thread that delivers, in this process, the rows of each transaction that committed
+    (DELIVERY = "thread"): a request hands its transaction's batch over and returns at once, and a
+    slow or unreachable Logux server delays only this thread. Started on first use, also in each
+    process forked after that; at exit it gets a few seconds to finish what it was handed (the rest
+    waits in the outbox for logux_deliver)."""
+
+    EXIT_WAIT = 10.0
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+        atexit.register(self.drain, self.EXIT_WAIT)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._queue: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        self._pending = 0
+        self._thread: threading.Thread | None = None
+
+    def wake(self, batch: str, using: str) -> None:
+        with self._lock:
+            self._pending += 1
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="logux-sync-sender", daemon=True)
+                self._thread.start()
+        self._queue.put((batch, using))
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until everything handed over is delivered or given up (False after `timeout` s)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def _run(self) -> None:
+        while True:
+            batch, using = self._queue.get()
+            try:
+                if time.monotonic() >= _inline_paused_until:  # else the rows wait for logux_deliver
+                    deliver(batch=batch, using=using)
+            except Exception:
+                logger.exception("logux_sync: the sender failed to deliver batch %s; it waits in the outbox", batch)
+            finally:
+                # CONN_MAX_AGE decides, as after a request: this thread's connection is not kept forever.
+                close_old_connections()
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+
+sender = Sender()
 
 
 def backoff(attempts: int) -> datetime.timedelta:
     return datetime.timedelta(seconds=min(logux_settings.OUTBOX_MAX_BACKOFF, 2 ** max(attempts - 1, 0)))
+
+
+def lease() -> datetime.timedelta:
+    """How long claimed rows stay another sender's to deliver: longer than the longest send (every
+    server's connect and read timeouts), after which rows of a sender that died are due again."""
+    urls = max(1, len(logux_settings.URLS))
+    return datetime.timedelta(seconds=urls * (logux_settings.CONNECT_TIMEOUT + logux_settings.READ_TIMEOUT) + 30)
 
 
 def deliver(
@@ -470,46 +544,79 @@ def deliver(
     """Send outbox entries (one transaction's, or the oldest due rows' up to about `limit` entries:
     whole rows, at least one) in one request, oldest first; delete the rows delivered. Returns how
     many entries were sent. A Logux outage is recorded on the rows (attempts, next attempt) and
-    raised only with `raise_errors`."""
+    raised only with `raise_errors`.
+
+    No transaction or lock is held while the request is in flight: the rows are claimed in a short
+    transaction (their next attempt moved past the send's longest duration, under a claim token; on
+    PostgreSQL rows another sender is claiming are skipped), then sent, then deleted or marked
+    failed in another short transaction. Several senders can run at once without sending a row twice
+    at the same moment."""
     global _inline_paused_until
     from .models import LoguxOutbox
 
-    with transaction.atomic(using=using):
-        qs = LoguxOutbox.objects.using(using).select_for_update(skip_locked=True).order_by("id")
-        if batch is not None:  # one transaction's rows: all of them, in one request
-            rows = list(qs.filter(batch=batch))
-        else:
-            if not ignore_backoff:
-                qs = qs.filter(next_attempt_at__lte=timezone.now())
-            rows = _up_to(qs[:limit], limit)
-        if not rows:
-            return 0
-        entries = [payload_entries(row.payload) for row in rows]
+    rows = _claim(batch, limit, using, ignore_backoff)
+    if not rows:
+        return 0
+    entries = [payload_entries(row.payload) for row in rows]
+    try:
         per_row = _in_row_order(entries, using)
         pairs = [pair for row_pairs in per_row for pair in row_pairs]
-        try:
-            send(pairs)
-        except LoguxServerError as exc:
-            error = exc
-            _inline_paused_until = time.monotonic() + backoff(rows[0].attempts + 1).total_seconds()
-            _record_failure(rows, str(exc), using)
-            count = sum(map(len, entries))
-            logger.warning("logux_sync: %d outbox action(s) wait for the Logux server: %s", count, exc)
-        else:
-            _inline_paused_until = 0.0
-            LoguxOutbox.objects.using(using).filter(id__in=[row.pk for row in rows]).delete()
-            # Deletions sent again on purpose (see _queue_echoes()) are not late deliveries.
-            timed = [
-                pair
-                for row, row_pairs in zip(rows, per_row, strict=True)
-                if not row.payload.get("echo")
-                for pair in row_pairs
-            ]
-            _remember_lateness(timed, using)
-            return sum(map(len, entries))
-    if raise_errors:  # after the block, so the recorded attempt is committed
-        raise error
-    return 0
+        send(pairs)
+    except LoguxServerError as exc:
+        _inline_paused_until = time.monotonic() + backoff(rows[0].attempts + 1).total_seconds()
+        _record_failure(rows, str(exc), using)
+        logger.warning("logux_sync: %d outbox action(s) wait for the Logux server: %s", sum(map(len, entries)), exc)
+        if raise_errors:
+            raise
+        return 0
+    except BaseException:
+        _release(rows, using)  # a bug or an interrupt: due again at once, for the next sender
+        raise
+    _inline_paused_until = 0.0
+    with transaction.atomic(using=using):
+        LoguxOutbox.objects.using(using).filter(id__in=[row.pk for row in rows], claim=rows[0].claim).delete()
+        # Deletions sent again on purpose (see _queue_echoes()) are not late deliveries.
+        timed = [
+            pair
+            for row, row_pairs in zip(rows, per_row, strict=True)
+            if not row.payload.get("echo")
+            for pair in row_pairs
+        ]
+        _remember_lateness(timed, using)
+    return sum(map(len, entries))
+
+
+def _claim(batch: str | None, limit: int, using: str, ignore_backoff: bool) -> list[LoguxOutbox]:
+    """Claim the rows to send, in one short transaction: theirs to deliver until the lease ends."""
+    from .models import LoguxOutbox
+
+    now = timezone.now()
+    token = uuid.uuid4().hex
+    outbox = LoguxOutbox.objects.using(using)
+    # Due rows; with ignore_backoff also those waiting for a retry, but never one another sender holds.
+    available = Q(next_attempt_at__lte=now) | Q(claim="") if ignore_backoff else Q(next_attempt_at__lte=now)
+    with transaction.atomic(using=using):
+        qs = outbox.select_for_update(skip_locked=True).filter(available).order_by("id")
+        # One transaction's rows: all of them, in one request; else the oldest, up to the limit.
+        candidates = list(qs.filter(batch=batch)) if batch is not None else _up_to(qs[:limit], limit)
+        if not candidates:
+            return []
+        # Only rows no other sender claimed meanwhile (SQLite has no row locks: the UPDATE decides).
+        ids = [row.pk for row in candidates]
+        outbox.filter(available, id__in=ids).update(claim=token, next_attempt_at=now + lease())
+        claimed = {row.pk for row in outbox.filter(id__in=ids, claim=token).only("id")}
+    rows = [row for row in candidates if row.pk in claimed]
+    for row in rows:
+        row.claim = token
+    return rows
+
+
+def _release(rows: list[LoguxOutbox], using: str) -> None:
+    from .models import LoguxOutbox
+
+    LoguxOutbox.objects.using(using).filter(id__in=[row.pk for row in rows], claim=rows[0].claim).update(
+        claim="", next_attempt_at=timezone.now()
+    )
 
 
 def _up_to(rows: QuerySet[LoguxOutbox], limit: int) -> list[LoguxOutbox]:
@@ -543,11 +650,19 @@ def _record_failure(rows: list[LoguxOutbox], error: str, using: str) -> None:
     from .models import LoguxOutbox
 
     now = timezone.now()
+    claim = rows[0].claim
     for row in rows:
         row.attempts += 1
         row.next_attempt_at = now + backoff(row.attempts)
         row.last_error = error[:1000]
-    LoguxOutbox.objects.using(using).bulk_update(rows, ["attempts", "next_attempt_at", "last_error"])
+        row.claim = ""
+    outbox = LoguxOutbox.objects.using(using)
+    with transaction.atomic(using=using):
+        # Only rows still ours: after a lease ran out another sender may hold them.
+        mine = set(outbox.filter(id__in=[row.pk for row in rows], claim=claim).values_list("id", flat=True))
+        outbox.bulk_update(
+            [row for row in rows if row.pk in mine], ["attempts", "next_attempt_at", "last_error", "claim"]
+        )
 
 
 def send(pairs: list[tuple[Action, RawMeta]]) -> None:

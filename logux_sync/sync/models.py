@@ -601,6 +601,8 @@ class LoguxOutbox(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     last_error = models.TextField(blank=True, default="")
+    # The token of the sender that claimed the row: it sends it without holding a lock (see deliver()).
+    claim = models.CharField(max_length=32, blank=True, default="")
 
     objects = LoguxOutboxManager()
 

@@ -55,9 +55,9 @@ def wait_until(
         time.sleep(0.01)
 
 
-def strand_tasks(env: dict[str, str], fake: FakeLogux, prefix: str) -> list[str]:
-    """Create TASKS tasks while the Logux endpoint fails: their actions wait in the outbox."""
-    ids = [f"{prefix}-{n}" for n in range(TASKS)]
+def strand_tasks(env: dict[str, str], fake: FakeLogux, prefix: str, count: int = TASKS) -> list[str]:
+    """Create `count` tasks while the Logux endpoint fails: their actions wait in the outbox."""
+    ids = [f"{prefix}-{n}" for n in range(count)]
     fake.status = 500
     run_python(
         env,
