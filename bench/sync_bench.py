@@ -310,6 +310,9 @@ def count_child(model_name: str, phase: str, n: int) -> None:
 
     model = getattr(models, model_name)
     group = models.Group.objects.first()
+    if phase.endswith("1"):
+        count_one_save_child(model, phase[:-1], n, group, callgrind)
+        return
     with capture():
         for rep in range(2):  # the first repetition warms up
             objs: list[Any] = []
@@ -328,6 +331,54 @@ def count_child(model_name: str, phase: str, n: int) -> None:
                     obj.title = f"changed {i}"
                     obj.save()
     print(n)
+
+
+def count_one_save_child(model: Any, phase: str, n: int, group: Any, callgrind: Callable[[str], None]) -> None:
+    """Under valgrind: N saves, each its own transaction (autocommit, as in a request), counted with
+    their commits. Delivery is left to logux_deliver (DELIVERY "worker"): what the request itself runs.
+    With the default "thread", the request adds a hand-over to the sender thread, which then sends."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    from logux_sync import conf
+
+    delivery = {"DELIVERY": "worker"} if "DELIVERY" in conf.DEFAULTS else {}
+    with override_settings(LOGUX_SYNC={**settings.LOGUX_SYNC, **delivery}):
+        for rep in range(2):  # the first repetition warms up
+            counting = rep and phase == "create"
+            if counting:
+                callgrind("on")
+            objs = [model.objects.create(id=f"{rep}-{i}", title=f"title {i}", group=group) for i in range(n)]
+            if counting:
+                callgrind("off")
+            if rep and phase == "change":
+                callgrind("on")
+            for i, obj in enumerate(objs):
+                obj.title = f"changed {i}"
+                obj.save()
+            if rep and phase == "change":
+                callgrind("off")
+    print(n)
+
+
+def one_save_queries() -> dict[str, int]:
+    """Queries of one synced create and one change in autocommit, DELIVERY "worker" (the request's own)."""
+    from django.conf import settings
+    from django.db import connection
+    from django.test import override_settings
+    from django.test.utils import CaptureQueriesContext
+    from syncapp.models import Group, SyncedItem
+
+    group = Group.objects.first()
+    counts = {}
+    with override_settings(LOGUX_SYNC={**settings.LOGUX_SYNC, "DELIVERY": "worker"}):
+        with CaptureQueriesContext(connection) as create:
+            item = SyncedItem.objects.create(id="q-1", title="t", group=group)
+        item.title = "u"
+        with CaptureQueriesContext(connection) as change:
+            item.save()
+    counts["create"], counts["change"] = len(create), len(change)
+    return counts
 
 
 def count_subscribe_child(part: str, rows: int) -> None:
@@ -375,7 +426,7 @@ def count_instructions(rev: str | None, n: int) -> dict[str, dict[str, float]]:
     command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=/dev/null"]
     command += [sys.executable, __file__, "--n", str(n)] + (["--rev", rev] if rev else [])
     for model in ("PlainItem", "SyncedItem"):
-        for phase in ("create", "change"):
+        for phase in ("create", "change", "create1", "change1"):
             out = subprocess.run([*command, "--count-child", model, phase], check=True, capture_output=True, text=True)
             collected = int(re.findall(r"Collected : (\d+)", out.stderr)[-1])
             counts.setdefault(phase, {})[model] = collected / n / 1000
@@ -564,10 +615,11 @@ def main() -> None:
         print(f"logux_sync from: {args.rev or 'the work tree'}")
         if args.only != "subscribe":
             counts = count_instructions(args.rev, args.n)
-            print(f"thousand instructions per save, {args.n} saves in one transaction (callgrind)")
-            print(f"{'phase':<8}{'plain':>10}{'synced':>10}{'ratio':>9}")
+            print(f"thousand instructions per save (callgrind), commit included, {args.n} saves")
+            print("  create, change: all in one transaction; create1, change1: one save per transaction (autocommit)")
+            print(f"{'phase':<9}{'plain':>10}{'synced':>10}{'ratio':>9}")
             for phase, row in counts.items():
-                print(f"{phase:<8}{row['PlainItem']:>10.1f}{row['SyncedItem']:>10.1f}{row['ratio']:>8.2f}x")
+                print(f"{phase:<9}{row['PlainItem']:>10.1f}{row['SyncedItem']:>10.1f}{row['ratio']:>8.2f}x")
         if args.only != "saves":
             sub = count_subscribe(args.rev, rows)
             print(f"million instructions, subscribe to {rows} rows (callgrind)")
@@ -598,6 +650,9 @@ def main() -> None:
             sub, profile_subscribe = bench_subscribe(rows, small, reps, user)
         print(f"logux_sync from: {args.rev or 'the work tree'} ({Path(logux_sync.__file__).parent})\n")
         print(table(saves, send, sub))
+        if saves:
+            queries = one_save_queries()
+            print(f"\nqueries of one synced save in autocommit (DELIVERY worker): {queries}")
         profiles = {}
         if sub and (args.profile or not sub["met"]):
             profiles["subscribe"] = profile_subscribe()  # first: profile_saves() replaces the rows
