@@ -55,8 +55,9 @@ def test_sent_after_commit_and_pruned(logux: FakeLogux) -> None:
     with transaction.atomic():
         Task.objects.create(id="a", title="A")
         Task.objects.create(id="b", title="B")
-        # Written inside the transaction: one row holds its changes, in order.
-        assert [wire_ids(row) for row in LoguxOutbox.objects.all()] == [["a", "b"]]
+        # Written inside the transaction, a row per save, under the transaction's batch.
+        rows = LoguxOutbox.objects.order_by("id")
+        assert [wire_ids(row) for row in rows] == [["a"], ["b"]] and len({row.batch for row in rows}) == 1
         assert logux.requests == []
     assert ids(logux.requests) == [["a", "b"]]
     assert not LoguxOutbox.objects.exists()
@@ -337,16 +338,18 @@ def test_a_late_delivery_widens_since_for_resubscribing_clients(logux: FakeLogux
     ] == ["late"]
 
 
-def test_a_transactions_rows_share_its_batch_and_time(logux: FakeLogux) -> None:
+def test_a_transactions_rows_share_its_batch(logux: FakeLogux) -> None:
     with transaction.atomic():
         for name in "abc":
             Task.objects.create(id=name, title=name)
-        row = LoguxOutbox.objects.get()
-        assert wire_ids(row) == ["a", "b", "c"] and row.batch and row.created_at == row.next_attempt_at
-    assert ids(logux.requests) == [["a", "b", "c"]]
+        rows = list(LoguxOutbox.objects.order_by("id"))
+        assert [wire_ids(row) for row in rows] == [["a"], ["b"], ["c"]] and len({row.batch for row in rows}) == 1
+        assert all(row.created_at == row.next_attempt_at for row in rows)
+    Task.objects.create(id="d", title="d")  # another transaction, another batch
+    assert ids(logux.requests) == [["a", "b", "c"], ["d"]]
 
 
-def test_a_transactions_outbox_rows_are_one_insert_at_commit_in_captured_queries(logux: FakeLogux) -> None:
+def test_the_outbox_rows_are_written_with_the_saves_inside_the_transaction(logux: FakeLogux) -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -354,11 +357,10 @@ def test_a_transactions_outbox_rows_are_one_insert_at_commit_in_captured_queries
     with CaptureQueriesContext(connection) as captured, transaction.atomic():
         for name in "abc":
             Task.objects.create(id=name, title=name)
-        assert not [q for q in captured.captured_queries if outbox in q["sql"]]  # held back until commit
-    inserts = [q for q in captured.captured_queries if outbox in q["sql"] and "INSERT" in q["sql"]]
-    assert len(inserts) == 1 and '["tasks", "created", "c", ' in inserts[0]["sql"]
+        inserts = [q for q in captured.captured_queries if outbox in q["sql"] and "INSERT" in q["sql"]]
+        assert len(inserts) == 3 and '["tasks", "created", "c", ' in inserts[-1]["sql"]
     assert ids(logux.requests) == [["a", "b", "c"]]
-    assert "commit" not in connection.__dict__  # the pre-commit hook lasts one transaction
+    assert "commit" not in connection.__dict__  # nothing of the connection is replaced
 
 
 def test_rows_read_inside_a_savepoint_that_rolls_back_are_written_again(logux: FakeLogux) -> None:
@@ -400,22 +402,6 @@ def test_a_failed_outbox_write_at_commit_rolls_the_transaction_back(
     assert not Task.objects.exists() and not LoguxOutbox.objects.exists() and logux.requests == []
     Task.objects.create(id="b", title="B")  # the connection is usable again
     assert ids(logux.requests) == [["b"]]
-
-
-def test_each_thread_keeps_its_own_batch(logux: FakeLogux) -> None:
-    import threading
-
-    from django.db import connections
-
-    seen: list[object] = []
-    with transaction.atomic():
-        Task.objects.create(id="a", title="A")
-        mine = getattr(connections["default"], broadcast._PENDING, None)
-        thread = threading.Thread(target=lambda: seen.append(getattr(connections["default"], broadcast._PENDING, None)))
-        thread.start()
-        thread.join()
-        assert mine is not None and mine.current(connections["default"]) and seen == [None]
-    assert ids(logux.requests) == [["a"]]
 
 
 @pytest.mark.parametrize(
@@ -494,21 +480,6 @@ def test_a_commit_shadowed_before_the_hook_still_runs(logux: FakeLogux, monkeypa
     assert ids(logux.requests) == [["a"]] and Task.objects.filter(pk="a").exists()
 
 
-def test_a_commit_replaced_after_the_hook_writes_the_rows_late(
-    logux: FakeLogux, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    import functools
-
-    from django.db import connections
-
-    connection = connections["default"]
-    with transaction.atomic():
-        Task.objects.create(id="a", title="A")
-        monkeypatch.setattr(connection, "commit", functools.partial(type(connection).commit, connection), raising=False)
-    assert ids(logux.requests) == [["a"]] and not LoguxOutbox.objects.exists()
-    assert "written after their commit" in caplog.text
-
-
 @pytest.mark.django_db(transaction=False)
 def test_on_commit_callbacks_run_inside_a_test_transaction_send_every_row(
     logux: FakeLogux, django_capture_on_commit_callbacks: Any
@@ -522,43 +493,18 @@ def test_on_commit_callbacks_run_inside_a_test_transaction_send_every_row(
     assert not LoguxOutbox.objects.exists()
 
 
-def test_deliver_takes_whole_rows_up_to_the_limit_of_actions(logux: FakeLogux) -> None:
+def test_deliver_takes_whole_transactions_up_to_the_limit_of_actions(logux: FakeLogux) -> None:
     logux.down = True
     for names in ("ab", "cd", "efgh"):
         with transaction.atomic():
             for name in names:
                 Task.objects.create(id=name, title=name)
     logux.down = False
-    assert broadcast.deliver(limit=3, ignore_backoff=True) == 2  # "cd" would make 4
-    assert broadcast.deliver(limit=3, ignore_backoff=True) == 2
-    assert broadcast.deliver(limit=3, ignore_backoff=True) == 4  # a row bigger than the limit goes whole
+    assert broadcast.deliver(limit=2, ignore_backoff=True) == 2  # "cd" would make 4
+    assert broadcast.deliver(limit=2, ignore_backoff=True) == 2
+    assert broadcast.deliver(limit=2, ignore_backoff=True) == 4  # a transaction bigger than the limit goes whole
     assert ids(logux.requests) == [["a", "b"], ["c", "d"], ["e", "f", "g", "h"]]
     assert not LoguxOutbox.objects.exists()
-
-
-def test_rows_written_one_entry_each_by_an_earlier_release_are_delivered(logux: FakeLogux) -> None:
-    from django.utils import timezone
-
-    change = {
-        "plural": "tasks",
-        "kind": "created",
-        "wire_id": "old",
-        "fields": {"title": "Old"},
-        "old": None,
-        "new": {"title": "Old"},
-        "meta": {"id": "5 server:x 0", "time": 5},
-        "exclude_client": None,
-    }
-    now = timezone.now()
-    Task.objects.bulk_create([Task(id="old", title="Old")])  # sends its own change: not counted below
-    logux.requests.clear()
-    LoguxOutbox.objects.bulk_create(
-        LoguxOutbox(payload=payload, batch="legacy", created_at=now, next_attempt_at=now)
-        for payload in ({"change": change}, {"raw": [{"type": "notes/ping"}, {"id": "6 server:x 0", "time": 6}]})
-    )
-    assert broadcast.deliver(ignore_backoff=True) == 2
-    sent = [[action["type"] for action, _ in request] for request in logux.requests]
-    assert sent == [["tasks/created", "notes/ping"]]
 
 
 def test_add_on_commit_refuses_an_action_it_cannot_store(logux: FakeLogux) -> None:
@@ -615,19 +561,17 @@ def test_migration_0007_keeps_the_rows_waiting_in_the_outbox(logux: FakeLogux) -
     assert logux.requests == [[tuple(raw)]]
 
 
-def test_a_large_transaction_is_written_in_rows_of_row_entries_and_sent_in_one_request(
+def test_a_large_bulk_change_is_written_in_rows_of_row_entries_and_sent_in_one_request(
     logux: FakeLogux, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(broadcast, "ROW_ENTRIES", 2)
     logux.down = True
-    with transaction.atomic():
-        for name in "abcde":
-            Task.objects.create(id=name, title=name)
+    Task.objects.bulk_create(Task(id=name, title=name) for name in "abcde")
     assert [wire_ids(row) for row in LoguxOutbox.objects.order_by("id")] == [["a", "b"], ["c", "d"], ["e"]]
     assert len({row.batch for row in LoguxOutbox.objects.all()}) == 1
     logux.down = False
     logux.requests.clear()
-    broadcast.deliver(batch=LoguxOutbox.objects.first().batch, ignore_backoff=True)  # type: ignore[union-attr]
+    broadcast.deliver(limit=1, ignore_backoff=True)
     assert ids(logux.requests) == [["a", "b", "c", "d", "e"]] and not LoguxOutbox.objects.exists()
 
 

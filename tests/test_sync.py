@@ -487,7 +487,7 @@ def test_a_failing_after_commit_delivery_is_logged_not_raised(
     with transaction.atomic():
         Note.objects.create(id="n1", text="x", owner=ann)
     assert Note.objects.filter(id="n1").exists()
-    assert any("_Chunk" in r.getMessage() and r.exc_info for r in caplog.records), caplog.text
+    assert any("_Wake" in r.getMessage() and r.exc_info for r in caplog.records), caplog.text
 
 
 def test_derived_ids_order_like_the_edit_they_come_from() -> None:
@@ -631,9 +631,9 @@ def changes(monkeypatch: pytest.MonkeyPatch) -> list[broadcast.Change]:
     made: list[broadcast.Change] = []
     enqueue = broadcast.enqueue
 
-    def recording(entries: list[dict[str, Any]], using: str = "default", connection: Any = None) -> None:
+    def recording(entries: list[dict[str, Any]], using: str = "default") -> None:
         made.extend(broadcast.Change.from_json(entry) for entry in entries if broadcast.is_change(entry))
-        enqueue(entries, using, connection)
+        enqueue(entries, using)
 
     monkeypatch.setattr(broadcast, "enqueue", recording)
     return made

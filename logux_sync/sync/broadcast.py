@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -46,8 +46,6 @@ logger = logging.getLogger("logux_sync.sync")
 
 _muted: contextvars.ContextVar[bool] = contextvars.ContextVar("logux_sync_muted", default=False)
 _captures: list[Captured] = []
-# The attribute of a connection (they are per thread) holding its transaction's outbox entries, see enqueue().
-_PENDING = "_logux_pending"
 # After a failed send, requests stop trying inline until this monotonic time; logux_deliver retries.
 _inline_paused_until = 0.0
 
@@ -218,58 +216,49 @@ def _queue_echoes(deleted: list[Change], using: str) -> None:
         _insert(cursor, echoes, uuid.uuid4().hex, adapt(now), adapt(due), echo=True)
 
 
-def enqueue(entries: list[Entry], using: str = DEFAULT_DB_ALIAS, connection: Any = None) -> None:
+def enqueue(entries: list[Entry], using: str = DEFAULT_DB_ALIAS) -> None:
     """Write outbox entries (changes, see _entry(), or `{"raw": [action, meta]}`) in the current
-    transaction and deliver them once it commits."""
-    if connection is None:
-        connection = connections[using]
-    if not connection.in_atomic_block:  # autocommit: written and committed at once
-        key = uuid.uuid4().hex
-        now = _now(connection)
-        with connection.cursor() as cursor:
-            _insert(cursor, entries, key, now, now)
-        after_commit(key, using)
-        return
-    pending = connection.__dict__.get(_PENDING)
-    if pending is None or not pending.current(connection):
-        pending = _Pending(connection, using)
-        setattr(connection, _PENDING, pending)
-        _hook_commit(connection)
-    pending.add(connection, entries)
+    transaction, at once: they commit or roll back with it (and with its savepoints) like the rows
+    they describe. Once it commits, its batch goes to the sender (see after_commit())."""
+    wake = _Wake.current(using)
+    now = _now(connections[using])
+    with connections[using].cursor() as cursor:
+        _insert(cursor, entries, wake.batch, now, now)
+    # Registered with every write: Django drops the callbacks of a savepoint that rolls back, and
+    # only the transaction's remaining writes must wake the sender. It runs once.
+    transaction.on_commit(wake, using=using, robust=True)
 
 
-def _hook_commit(connection: Any) -> None:
-    # Django has no hook that runs before a commit: the connection's commit() is shadowed for the
-    # transaction, to write its outbox rows in it first. One that is shadowed already is kept and called.
-    shadowed = connection.__dict__.get("commit")
-    if getattr(shadowed, "func", None) is not _commit_with_outbox:
-        connection.commit = functools.partial(_commit_with_outbox, connection, shadowed)
+class _Wake:
+    """The outbox batch of this thread's transaction on one database, and the on_commit callback
+    that hands it to the sender, once.
 
+    Django tells a commit (on_commit) but not a rollback: a batch whose transaction rolled back is
+    still this thread's current one, and the next transaction writes under the same key (its rows
+    are gone with the rollback, so the batch is then exactly the new transaction's)."""
 
-def flush_outbox() -> None:
-    """Write the outbox rows that the current transactions of this thread's connections hold back
-    (LoguxOutbox.objects calls this, so a query inside such a transaction sees them)."""
-    for connection in connections.all(initialized_only=True):
-        pending = connection.__dict__.get(_PENDING)
-        if pending is not None and pending.current(connection):
-            pending.flush(connection)
+    _local = threading.local()
 
+    def __init__(self, using: str) -> None:
+        # A robust on_commit callback that raises is logged under its __qualname__; an instance has none.
+        self.__qualname__ = f"{type(self).__module__}.{type(self).__qualname__}"
+        self.using = using
+        self.batch = uuid.uuid4().hex
+        self.done = False
 
-def _commit_with_outbox(connection: Any, shadowed: Callable[[], None] | None) -> None:
-    if shadowed is None:
-        del connection.commit
-    else:
-        connection.commit = shadowed
-    pending = connection.__dict__.get(_PENDING)
-    if pending is not None and pending.current(connection):
-        try:
-            pending.flush(connection)
-        except Exception:
-            # atomic() rolls back after a DatabaseError only; for any other one it would re-enable
-            # autocommit, which commits on SQLite: the rows must not commit without their outbox rows.
-            connection.rollback()
-            raise
-    connection.commit()
+    @classmethod
+    def current(cls, using: str) -> _Wake:
+        wakes: dict[str, _Wake] = cls._local.__dict__.setdefault("wakes", {})
+        wake = wakes.get(using)
+        if wake is None or wake.done:
+            wake = wakes[using] = cls(using)
+        return wake
+
+    def __call__(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        after_commit(self.batch, self.using)
 
 
 _INSERT_COLUMNS = ("payload", "batch", "created_at", "attempts", "next_attempt_at", "last_error", "claim")
@@ -344,114 +333,6 @@ def payload_entries(payload: dict[str, Any]) -> list[Entry]:
     """An outbox row's entries. A row written by an earlier release holds one, as its payload."""
     entries = payload.get("entries")
     return [payload] if entries is None else entries  # type: ignore[no-any-return]
-
-
-class _Pending:
-    """The outbox entries of one transaction, held back and written (ROW_ENTRIES to a row) just before it
-    commits.
-
-    The entries are kept in chunks, one per savepoint level they were made at. Each chunk is an
-    on_commit callback, so Django forgets it when its savepoint rolls back, and its entries are then
-    not written: what commits is exactly the changes that commit. After the commit, Django runs the
-    surviving chunks; the first delivers the transaction's entries in one request."""
-
-    def __init__(self, connection: Any, using: str):
-        self.using = using
-        self.key = uuid.uuid4().hex
-        # The row's created_at and next_attempt_at: when the transaction made its first change.
-        self.now = _now(connection)
-        self.chunks: list[_Chunk] = []
-        # Django replaces this list when the transaction ends or a savepoint rolls back.
-        self.callbacks = connection.run_on_commit
-        self.delivered = False
-
-    def current(self, connection: Any) -> bool:
-        """Is this still the connection's transaction? Drops the chunks of rolled-back savepoints."""
-        if self.callbacks is connection.run_on_commit:
-            return bool(self.chunks)
-        registered = {id(item[1]) for item in connection.run_on_commit}
-        self.chunks = [chunk for chunk in self.chunks if id(chunk) in registered]
-        for chunk in self.chunks:
-            if chunk.written is not None and id(chunk.written) not in registered:
-                chunk.written = None  # flushed inside a savepoint that rolled back since
-        self.callbacks = connection.run_on_commit
-        return bool(self.chunks)
-
-    def add(self, connection: Any, entries: list[Entry]) -> None:
-        savepoints = connection.savepoint_ids
-        chunk = self.chunks[-1] if self.chunks else None
-        if chunk is None or chunk.savepoints != savepoints or chunk.written is not None:
-            chunk = _Chunk(self, list(savepoints))
-            self.chunks.append(chunk)
-            connection.on_commit(chunk, robust=True)
-        chunk.entries += entries
-
-    def flush(self, connection: Any) -> None:
-        """Write the entries not written yet (or written in a savepoint that rolled back since), together:
-        they share their fate, as their rows are written at the innermost savepoint of them all."""
-        chunks = [chunk for chunk in self.chunks if chunk.written is None]
-        entries = [entry for chunk in chunks for entry in chunk.entries]
-        if not entries:
-            return
-        with connection.cursor() as cursor:
-            _insert(cursor, entries, self.key, self.now, self.now)
-        if connection.in_atomic_block:  # a flush for a query inside the transaction
-            written = _Written()
-            connection.on_commit(written)
-            for chunk in chunks:
-                chunk.written = written
-        else:  # the commit's own flush
-            for chunk in chunks:
-                chunk.written = _COMMITTED
-
-    def deliver(self) -> None:
-        if self.delivered:
-            return
-        self.delivered = True
-        connection = connections[self.using]
-        if connection.__dict__.get(_PENDING) is self:
-            del connection.__dict__[_PENDING]
-        after_commit(self.key, self.using)
-
-
-class _Written:
-    """Marks entries flushed inside a transaction: Django forgets it if their savepoint rolls back."""
-
-    def __call__(self) -> None:
-        pass
-
-
-_COMMITTED = _Written()
-
-
-class _Chunk:
-    """Entries of one transaction made at one savepoint level; its on_commit callback delivers them."""
-
-    def __init__(self, pending: _Pending, savepoints: list[str]):
-        # A robust on_commit callback that raises is logged under its __qualname__; an instance has
-        # none, so without this Django raises AttributeError from its handler instead of logging.
-        self.__qualname__ = f"{type(self).__module__}.{type(self).__qualname__}"
-        self.pending = pending
-        self.savepoints = savepoints
-        self.entries: list[Entry] = []
-        self.written: _Written | None = None
-
-    def __call__(self) -> None:
-        pending = self.pending
-        connection = connections[pending.using]
-        if connection.in_atomic_block:
-            # Run inside the transaction (TestCase's captureOnCommitCallbacks(execute=True)): write
-            # the entries, as a query would.
-            if pending.current(connection):
-                pending.flush(connection)
-        elif self.written is None:
-            # The commit did not go through _commit_with_outbox (the connection's commit() was
-            # replaced after it was hooked): late rather than never.
-            logger.warning("logux_sync: outbox entries of batch %s written after their commit", pending.key)
-            with connection.cursor() as cursor:
-                _insert(cursor, self.entries, pending.key, pending.now, pending.now)
-            self.written = _COMMITTED
-        pending.deliver()
 
 
 def after_commit(batch: str, using: str) -> None:
@@ -597,8 +478,12 @@ def _claim(batch: str | None, limit: int, using: str, ignore_backoff: bool) -> l
     available = Q(next_attempt_at__lte=now) | Q(claim="") if ignore_backoff else Q(next_attempt_at__lte=now)
     with transaction.atomic(using=using):
         qs = outbox.select_for_update(skip_locked=True).filter(available).order_by("id")
-        # One transaction's rows: all of them, in one request; else the oldest, up to the limit.
-        candidates = list(qs.filter(batch=batch)) if batch is not None else _up_to(qs[:limit], limit)
+        if batch is None:  # the oldest rows, about `limit` entries, widened to whole transactions
+            batches = {row.batch for row in _up_to(qs[:limit], limit)}
+        else:
+            batches = {batch}
+        # A transaction's rows go together, in order, in one request (another sender never has half).
+        candidates = list(qs.filter(batch__in=batches)) if batches else []
         if not candidates:
             return []
         # Only rows no other sender claimed meanwhile (SQLite has no row locks: the UPDATE decides).

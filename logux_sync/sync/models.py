@@ -19,7 +19,6 @@ from django.utils import timezone
 from model_utils import FieldTracker
 from model_utils.tracker import FieldInstanceTracker, lightweight_deepcopy
 
-from ..conf import logux_settings
 from . import broadcast
 from .clocks import latest_time, server_meta, stamped
 from .options import LoguxOptions, to_wire
@@ -28,6 +27,8 @@ if TYPE_CHECKING:
     from typing import Self  # Python 3.11+
 
 TRACKER = "_logux_tracker"
+# The edit a save() is making, for the post_save receiver: (changed fields, old wire values, meta).
+PENDING = "_logux_pending"
 # The row's snapshot of its synced fields' stored values (model_utils' `saved_data`), in its own dict.
 SAVED = "_logux_saved"
 
@@ -205,58 +206,17 @@ class LoguxSynced(models.Model):
             self.logux_clocks = stamped(self.logux_clocks, changed, meta, len(changed) == len(opts.fields))
             if update_fields is not None:
                 kwargs["update_fields"] = {*update_fields, "logux_clocks"}
-        using = kwargs.get("using")
-        if using is None and len(args) < 3:  # not given (Django 4.2 still takes it 3rd positionally)
-            # Given to Model.save(), which would ask the router again.
-            using = kwargs["using"] = router.db_for_write(type(self), instance=self)
-        elif using is None:
-            using = args[2] or router.db_for_write(type(self), instance=self)
-        connection = transaction.get_connection(using)
-        # _save_table() reads these to broadcast exactly this edit (and writes it on this connection).
-        old = None if saved is None else self._old_wire(saved, changed)
-        self._logux_pending = (changed, old, meta, connection)
+        using = kwargs.get("using") or (args[2] if len(args) > 2 else None)  # Django < 6 took it positionally
+        using = using or router.db_for_write(type(self), instance=self)
+        # The post_save receiver (signals.on_post_save) queues exactly this edit.
+        self.__dict__[PENDING] = (changed, None if saved is None else self._old_wire(saved, changed), meta)
         # The row and its outbox entry commit together, even in autocommit: a failure in queueing it
-        # must not leave the row saved without it. Inside an atomic block that
-        # means marking the block for rollback, which costs less than entering another atomic().
+        # must not leave the row saved without it.
         try:
-            if connection.in_atomic_block:
-                try:
-                    super().save(*args, **kwargs)
-                except Exception as exc:  # transaction.mark_for_rollback_on_error(), without its generator
-                    connection.needs_rollback = True
-                    connection.rollback_exc = exc
-                    raise
-            else:
-                with transaction.atomic(using=using, savepoint=False):
-                    super().save(*args, **kwargs)
+            with transaction.atomic(using=using, savepoint=False):
+                super().save(*args, **kwargs)
         finally:
-            # _save_table() took it, unless the save failed first: the connection must not stay on the row.
-            self.__dict__.pop("_logux_pending", None)
-
-    def _save_table(
-        self,
-        raw: bool = False,
-        cls: Any = None,
-        force_insert: Any = False,
-        force_update: bool = False,
-        using: str | None = None,
-        update_fields: Any = None,
-    ) -> bool:
-        # Django's own signature (4.2 to 5.2), which save_base() passes positionally.
-        updated: bool = super()._save_table(raw, cls, force_insert, force_update, using, update_fields)  # type: ignore[misc]
-        # The row's own table is written (save_base() calls this for each parent table first): its
-        # change is queued here rather than by a post_save receiver, which costs a signal dispatch per
-        # save, and before post_save's receivers run, so a receiver that saves the row again queues its
-        # change after this one.
-        if cls is None or cls is self._meta.concrete_model:
-            pending = self.__dict__.pop("_logux_pending", None)
-            if pending is not None and not raw and logux_settings.SYNC_ENABLED:
-                changed, old, meta, connection = pending
-                if changed and not broadcast.is_muted():
-                    kind = "changed" if updated else "created"
-                    entry = broadcast.change_entry(self._logux, self, kind, changed, old, meta)
-                    broadcast.enqueue([entry], connection.alias, connection)
-        return updated
+            self.__dict__.pop(PENDING, None)  # the receiver took it, unless the save failed first
 
     @classmethod
     def from_db(cls, db: str | None, field_names: Collection[str], values: Collection[Any]) -> Self:
@@ -521,7 +481,12 @@ class _Tracker(FieldTracker):
 
 
 def _prepare(sender: type[models.Model], **kwargs: Any) -> None:
-    if not issubclass(sender, LoguxSynced) or sender._meta.abstract or sender._meta.proxy:
+    if not issubclass(sender, LoguxSynced) or sender._meta.abstract:
+        return
+    if sender._meta.proxy:  # saved and deleted as itself: post_save and post_delete name the proxy
+        from .signals import connect
+
+        connect(sender)
         return
     opts = LoguxOptions.from_model(sender)
     sender._logux = opts
@@ -572,13 +537,6 @@ class LoguxSubscription(models.Model):
         return f"{self.node_id} → {self.plural} {self.filter_key}"
 
 
-class LoguxOutboxManager(models.Manager["LoguxOutbox"]):
-    def get_queryset(self) -> models.QuerySet[LoguxOutbox]:
-        # A transaction's outbox rows are written when it commits; a query inside it sees them too.
-        broadcast.flush_outbox()
-        return super().get_queryset()
-
-
 class OutboxPayload(models.TextField):  # type: ignore[type-arg]
     """A JSON value kept as text. Only logux_sync reads it, whole: a JSON column would have the
     database parse every payload written (SQLite's JSON_VALID check, PostgreSQL's jsonb), which cost
@@ -603,8 +561,6 @@ class LoguxOutbox(models.Model):
     last_error = models.TextField(blank=True, default="")
     # The token of the sender that claimed the row: it sends it without holding a lock (see deliver()).
     claim = models.CharField(max_length=32, blank=True, default="")
-
-    objects = LoguxOutboxManager()
 
     class Meta:
         app_label = "logux_sync"

@@ -1,15 +1,27 @@
-"""post_delete receivers of synced models, connected per model from one list. (A save queues its
-change itself: see LoguxSynced._save_table.)"""
+"""post_save and post_delete receivers of synced models, connected per model from one list."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models.signals import post_delete
+from django.db.models.signals import post_delete, post_save
 
 from ..conf import logux_settings
 from . import broadcast
-from .models import LoguxSynced
+from .models import PENDING, LoguxSynced
+
+
+def on_post_save(
+    sender: type[LoguxSynced], instance: LoguxSynced, created: bool, raw: bool, using: str, **kw: Any
+) -> None:
+    """Queue the edit LoguxSynced.save() is making (a raw save, from fixtures, sends nothing)."""
+    pending = instance.__dict__.pop(PENDING, None)
+    if pending is None or raw or not logux_settings.SYNC_ENABLED or broadcast.is_muted():
+        return
+    changed, old, meta = pending
+    if changed:
+        entry = broadcast.change_entry(sender._logux, instance, "created" if created else "changed", changed, old, meta)
+        broadcast.enqueue([entry], using)
 
 
 def on_post_delete(sender: type[LoguxSynced], instance: LoguxSynced, using: str, **kw: Any) -> None:
@@ -27,6 +39,7 @@ def receivers(model: type[LoguxSynced]) -> list[tuple[Any, Any, str]]:
     """(signal, receiver, dispatch_uid) for one model."""
     label = model._meta.label_lower
     return [
+        (post_save, on_post_save, f"logux_sync.post_save.{label}"),
         (post_delete, on_post_delete, f"logux_sync.post_delete.{label}"),
     ]
 
