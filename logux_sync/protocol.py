@@ -10,7 +10,7 @@ import decimal
 import json
 import math
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,38 +53,8 @@ def _default(value: Any) -> Any:
 _ENCODER = json.JSONEncoder(default=_default, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-def encoder_function(encoder: json.JSONEncoder) -> Callable[[Any], str]:
-    """`encoder.encode`, with its C encoder built once.
-
-    JSONEncoder.encode() builds the C encoder again on every call, which costs more than encoding an
-    answer or an outbox payload. This one is built once with the arguments JSONEncoder.iterencode
-    passes it, without the circular-reference check (its state is per call): a cycle in a value ends
-    in RecursionError instead of ValueError."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None or encoder.indent is not None:
-        return encoder.encode
-    quote = json.encoder.encode_basestring_ascii if encoder.ensure_ascii else json.encoder.encode_basestring
-    c_encode = make(
-        None,
-        encoder.default,
-        quote,
-        None,
-        encoder.key_separator,
-        encoder.item_separator,
-        encoder.sort_keys,
-        encoder.skipkeys,
-        encoder.allow_nan,
-    )
-
-    def encode(value: Any) -> str:
-        return "".join(c_encode(value, 0))
-
-    return encode
-
-
-# Serialize for the wire: sorted keys, because Logux compares actions as JSON strings. (The encoder
-# function itself, not a wrapper around it: answers to a large load call it for every row.)
-dumps = encoder_function(_ENCODER)
+# Serialize for the wire: sorted keys, because Logux compares actions as JSON strings.
+dumps = _ENCODER.encode
 
 
 def _utf16(text: str) -> bytes:

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
+from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
@@ -104,26 +105,13 @@ def secret_matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
 
 
+# The Logux server authenticates with the shared secret, not a CSRF token.
+@method_decorator(csrf_exempt, name="dispatch")
 class LoguxView(View):
     """POST-only endpoint speaking Logux back-end protocol v4."""
 
     http_method_names = ["post"]
     dispatcher: Dispatcher = logux
-
-    @classmethod
-    def as_view(cls, **initkwargs: Any) -> Any:
-        """Django's view, except that a POST goes straight to post(): the one method the Logux server
-        uses need not pass View's setup() and dispatch() on every request. Other methods get 405."""
-        django_view = super().as_view(**initkwargs)
-
-        def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-            if request.method == "POST":
-                return cls(**initkwargs).post(request)
-            return django_view(request, *args, **kwargs)  # type: ignore[no-any-return]
-
-        view.__dict__.update(django_view.__dict__)  # view_class and view_initkwargs, as Django sets them
-        # The Logux server authenticates with the shared secret, not a CSRF token.
-        return csrf_exempt(view)
 
     def post(self, request: HttpRequest) -> HttpResponseBase:
         limit = logux_settings.MAX_BODY_SIZE

@@ -25,14 +25,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, transaction
-from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import Q
 from django.utils import timezone
 
 from ..client import add_batch
 from ..conf import logux_settings
 from ..exceptions import LoguxServerError
-from ..protocol import Action, RawMeta, encoder_function, is_first_older
+from ..protocol import Action, RawMeta, is_first_older
 from .clocks import clock_meta, derived_id, field_clock
 
 if TYPE_CHECKING:
@@ -221,12 +220,10 @@ def enqueue(entries: list[Entry], using: str = DEFAULT_DB_ALIAS) -> None:
     transaction, at once: they commit or roll back with it (and with its savepoints) like the rows
     they describe. Once it commits, its batch goes to the sender (see after_commit())."""
     wake = _Wake.current(using)
-    now = _now(connections[using])
-    with connections[using].cursor() as cursor:
-        _insert(cursor, entries, wake.batch, now, now)
+    _insert(wake.cursor(), entries, wake.batch, wake.now, wake.now)
     # Registered with every write: Django drops the callbacks of a savepoint that rolls back, and
     # only the transaction's remaining writes must wake the sender. It runs once.
-    transaction.on_commit(wake, using=using, robust=True)
+    wake.connection.on_commit(wake, robust=True)
 
 
 class _Wake:
@@ -243,21 +240,33 @@ class _Wake:
         # A robust on_commit callback that raises is logged under its __qualname__; an instance has none.
         self.__qualname__ = f"{type(self).__module__}.{type(self).__qualname__}"
         self.using = using
+        self.connection = transaction.get_connection(using)
         self.batch = uuid.uuid4().hex
+        # The rows' created_at and first attempt: when the transaction wrote its first entry.
+        self.now = _now(self.connection)
         self.done = False
+        self._cursor: Any = None
 
     @classmethod
     def current(cls, using: str) -> _Wake:
         wakes: dict[str, _Wake] = cls._local.__dict__.setdefault("wakes", {})
         wake = wakes.get(using)
-        if wake is None or wake.done:
+        if wake is None or wake.done or wake.connection.connection is None:  # ended, or the connection closed
             wake = wakes[using] = cls(using)
         return wake
+
+    def cursor(self) -> Any:
+        """One cursor for the transaction's writes (a cursor per save costs more than its INSERT)."""
+        if self._cursor is None:
+            self._cursor = self.connection.cursor()
+        return self._cursor
 
     def __call__(self) -> None:
         if self.done:
             return
         self.done = True
+        if self._cursor is not None:
+            self._cursor.close()
         after_commit(self.batch, self.using)
 
 
@@ -276,20 +285,9 @@ def _insert_sql(vendor: str, using: str) -> str:
     return f"INSERT INTO {quote(opts.db_table)} ({columns}) VALUES ({placeholders})"
 
 
-# `json.dumps(payload)`, with the C encoder built once.
-payload_text = encoder_function(json.JSONEncoder())
-
-
-_takes_dumps: dict[type[BaseDatabaseOperations], bool] = {}
-
-
-def adapts_json_with_dumps(ops: BaseDatabaseOperations) -> bool:
-    """Does the backend take a JSONField value (without encoder) as `json.dumps(value)`, which
-    `payload_text` makes without building an encoder per call? (SQLite, MySQL, Oracle: yes.)"""
-    known = _takes_dumps.get(type(ops))
-    if known is None:
-        known = _takes_dumps[type(ops)] = type(ops).adapt_json_value is BaseDatabaseOperations.adapt_json_value
-    return known
+def payload_text(payload: Any) -> str:
+    """An outbox payload as stored: its JSON text."""
+    return json.dumps(payload)
 
 
 def _now(connection: Any) -> Any:

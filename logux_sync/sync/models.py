@@ -7,7 +7,6 @@ import decimal
 import functools
 import inspect
 import json
-import json.scanner
 import uuid
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, overload
@@ -135,37 +134,6 @@ def _reset_trackers(objs: Iterable[Any]) -> None:
 LoguxSyncedManager = models.Manager.from_queryset(LoguxSyncedQuerySet)
 
 
-# json.loads() without its Python layers: the C scanner, for a document without surrounding whitespace.
-_scan_json = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
-
-
-class ClocksField(models.JSONField):  # type: ignore[type-arg]
-    """The clocks column: a JSONField saved with a prebuilt encoder where the backend would call
-    json.dumps(), which builds one for every saved row, and read with a prebuilt scanner (every synced
-    row loaded reads it)."""
-
-    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
-        if type(value) is str and self.decoder is None:
-            try:
-                decoded, end = _scan_json(value, 0)
-            except (StopIteration, ValueError):
-                pass
-            else:
-                if end == len(value):
-                    return decoded
-        return super().from_db_value(value, expression, connection)  # its errors and its edge cases
-
-    def get_db_prep_save(self, value: Any, connection: Any) -> Any:
-        if type(value) is dict and self.encoder is None and broadcast.adapts_json_with_dumps(connection.ops):
-            return broadcast.payload_text(value)
-        return super().get_db_prep_save(value, connection)
-
-    def deconstruct(self) -> Any:
-        name, _path, args, kwargs = super().deconstruct()
-        # Migrations see a JSONField (the same column): they do not depend on this class.
-        return name, "django.db.models.JSONField", args, kwargs
-
-
 class LoguxSynced(models.Model):
     """Mixin for models whose rows live in every subscribed browser (Logux SyncMap on the wire).
 
@@ -175,7 +143,7 @@ class LoguxSynced(models.Model):
     # Per synced field, `[time, id]` of the edit that set its value: the Logux clocks that decide
     # last-write-wins. A column on the row (not a side table) so a snapshot and a conflict check
     # each read one row, and a save writes one row.
-    logux_clocks = ClocksField(default=dict, editable=False, blank=True)
+    logux_clocks = models.JSONField(default=dict, editable=False, blank=True)
 
     objects = LoguxSyncedManager()
 
@@ -553,8 +521,10 @@ class LoguxOutbox(models.Model):
     """An action waiting for the Logux server, written in the transaction of the change that made it."""
 
     payload = OutboxPayload()
-    # The transaction that wrote it: its on_commit callback delivers the batch in one request.
-    batch = models.CharField(max_length=32, db_index=True, default="")
+    # The transaction that wrote it: its rows are delivered together, in one request. No index on it
+    # nor on the next attempt: every synced save writes a row, and the table is small, its rows
+    # deleted as soon as they are delivered (a sender reads it in id order).
+    batch = models.CharField(max_length=32, default="")
     created_at = models.DateTimeField(default=timezone.now)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
@@ -564,7 +534,6 @@ class LoguxOutbox(models.Model):
 
     class Meta:
         app_label = "logux_sync"
-        indexes = [models.Index(fields=["next_attempt_at", "id"], name="logux_sync_outbox_due")]
 
     def __str__(self) -> str:
         return f"outbox #{self.pk} ({self.attempts} attempts)"
