@@ -148,6 +148,9 @@ def test_nesting_limit_is_the_same_on_every_python() -> None:
         parse_body(body_nesting(MAX_DEPTH + 1))  # Python 3.13 would decode it: refused all the same
     # Brackets inside strings (escaped quotes too) do not nest.
     assert parse_body(body_nesting(MAX_DEPTH, json.dumps('\\" [[{{' * MAX_DEPTH))).commands
+    # A string left open ends the body (no JSON), once: not a scan from every later quote (quadratic).
+    with pytest.raises(ProtocolError, match="Wrong body"):
+        parse_body(b'{"version":4,"secret":"' + b'\\"' * 300_000 + b"[" * (MAX_DEPTH + 1))
 
 
 def test_parse_auth_and_action() -> None:
