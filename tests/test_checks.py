@@ -116,10 +116,14 @@ def test_several_problems_are_reported_together() -> None:
     assert found == ["logux_sync.E001", "logux_sync.E002", "logux_sync.E003", "logux_sync.E005", "logux_sync.W001"]
 
 
+# `manage.py check` runs the model checks too, and since Django 6.1 hands them every database alias
+# (5.2 only those given with `--database`): JSONField's check then asks the database about JSON support.
+@pytest.mark.django_db
 def test_manage_py_check_passes_with_the_test_settings() -> None:
     call_command("check")
 
 
+@pytest.mark.django_db
 def test_manage_py_check_fails_on_a_missing_secret() -> None:
     with override_settings(LOGUX_SYNC={"URLS": GOOD["URLS"]}):
         with pytest.raises(SystemCheckError, match=r"logux_sync\.E001"):

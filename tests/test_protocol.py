@@ -5,6 +5,7 @@ import json
 import pytest
 
 from logux_sync.protocol import (
+    MAX_DEPTH,
     ActionCommandData,
     AuthCommand,
     BadCommand,
@@ -100,7 +101,7 @@ def test_dumps_writes_what_a_json_encoder_with_its_settings_writes() -> None:
     encoder = json.JSONEncoder(default=_default, sort_keys=True, separators=(",", ":"), allow_nan=False)
     value = {
         "z": [1, 2.5, -0.0, 1e300, 2**70, True, None, "é\u2028\ud800", ("t",)],
-        "a": {"when": datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc), "d": decimal.Decimal("1.5")},
+        "a": {"when": datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC), "d": decimal.Decimal("1.5")},
     }
     assert dumps(value) == encoder.encode(value)
     assert dumps("x") == '"x"'
@@ -133,6 +134,23 @@ def test_wrong_bodies(raw: bytes) -> None:
 def test_deep_body_is_a_wrong_body_not_a_crash() -> None:
     with pytest.raises(ProtocolError):
         parse_body(b"[" * 100_000 + b"]" * 100_000)
+
+
+def body_nesting(depth: int, value: str = "1") -> bytes:
+    """An envelope whose one command nests `depth` levels in all (the envelope and command are 2)."""
+    inner = "[" * (depth - 3) + value + "]" * (depth - 3)
+    return f'{{"version":4,"secret":"s","commands":[{{"x":{inner}}}]}}'.encode()
+
+
+def test_nesting_limit_is_the_same_on_every_python() -> None:
+    assert parse_body(body_nesting(MAX_DEPTH)).commands  # Python 3.11 decodes it inside a view as well
+    with pytest.raises(ProtocolError, match="Wrong body"):
+        parse_body(body_nesting(MAX_DEPTH + 1))  # Python 3.13 would decode it: refused all the same
+    # Brackets inside strings (escaped quotes too) do not nest.
+    assert parse_body(body_nesting(MAX_DEPTH, json.dumps('\\" [[{{' * MAX_DEPTH))).commands
+    # A string left open ends the body (no JSON), once: not a scan from every later quote (quadratic).
+    with pytest.raises(ProtocolError, match="Wrong body"):
+        parse_body(b'{"version":4,"secret":"' + b'\\"' * 300_000 + b"[" * (MAX_DEPTH + 1))
 
 
 def test_parse_auth_and_action() -> None:

@@ -187,8 +187,9 @@ class LoguxSynced(models.Model):
             self.__dict__.pop(PENDING, None)  # the receiver took it, unless the save failed first
 
     @classmethod
-    def from_db(cls, db: str | None, field_names: Collection[str], values: Collection[Any]) -> Self:
-        instance = super().from_db(db, field_names, values)
+    def from_db(cls, db: str | None, field_names: Collection[str], values: Collection[Any], **kwargs: Any) -> Self:
+        # Whatever else Django passes (6.1's `fetch_mode`; none on 5.2) goes through unchanged.
+        instance = super().from_db(db, field_names, values, **kwargs)
         instance.__dict__[SAVED] = getattr(cls, TRACKER).loaded(instance)  # the values loaded
         return instance
 
