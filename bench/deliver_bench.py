@@ -62,8 +62,9 @@ def bench_backlog(n: int, port: int) -> dict[str, Any]:
     from django.db import transaction
     from syncapp.models import SyncedItem
 
-    from logux_sync.sync import broadcast
-    from logux_sync.sync.models import LoguxOutbox
+    from logux_sync.sync.changes import payload_entries
+    from logux_sync.sync.delivery import deliver
+    from logux_sync.sync.tables import LoguxOutbox
 
     began = time.perf_counter()
     for start in range(0, n, 100):  # the Logux server is down: commits succeed, changes wait
@@ -71,7 +72,7 @@ def bench_backlog(n: int, port: int) -> dict[str, Any]:
             for i in range(start, min(start + 100, n)):
                 SyncedItem.objects.create(id=f"backlog-{i}", title=str(i))
     commit_ms = (time.perf_counter() - began) * 1000
-    waiting = sum(len(broadcast.payload_entries(row.payload)) for row in LoguxOutbox.objects.all())
+    waiting = sum(len(payload_entries(row.payload)) for row in LoguxOutbox.objects.all())
     assert waiting == n, f"{waiting} actions in the outbox, {n} expected"
 
     logux = start_logux(port)
@@ -79,7 +80,7 @@ def bench_backlog(n: int, port: int) -> dict[str, Any]:
         began = time.perf_counter()
         sent = 0
         while True:
-            count = broadcast.deliver(limit=500, ignore_backoff=True, raise_errors=True)
+            count = deliver(limit=500, ignore_backoff=True, raise_errors=True)
             if not count:
                 break
             sent += count

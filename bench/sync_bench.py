@@ -108,7 +108,13 @@ def setup_django(db_path: str, sink_port: int, source: str, postgres: str | None
         SECRET_KEY="bench-only",
         USE_TZ=True,
         ALLOWED_HOSTS=["*"],
-        INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "logux_sync", "syncapp"],
+        INSTALLED_APPS=[
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "logux_sync",
+            "logux_sync.sync",
+            "syncapp",
+        ],
         MIDDLEWARE=[],
         ROOT_URLCONF="syncapp.urls",
         DATABASES={"default": pg_database(postgres) if postgres else sqlite_database(db_path)},
@@ -454,7 +460,7 @@ def subscribe(client: Any, body: bytes) -> bytes:
 def add_rows(start: int, stop: int, groups: list[Any]) -> None:
     from syncapp.models import SyncedItem
 
-    from logux_sync.sync.broadcast import muted
+    from logux_sync.sync.changes import muted
 
     with muted():
         SyncedItem.objects.bulk_create(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+
 from .auth import make_token
 from .client import add, add_batch
 from .commands import ActionCommand, ChannelCommand
 from .exceptions import LoguxProxyException, Undo
 from .protocol import Action, Meta, is_first_older
 from .registry import actions, channels, logux, register
-from .sync.broadcast import add_on_commit, muted
 
 __all__ = [
     "Action",
@@ -33,10 +34,17 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> object:
-    # A model class can only be defined once Django's app registry is ready: import it on first use.
-    if name == "LoguxSynced":
-        from .sync.models import LoguxSynced
+# Model sync's public names, from its app (`logux_sync.sync`): they need Django's app registry, so
+# they are imported on first use and `import logux_sync` works before django.setup().
+_MODEL_SYNC = {
+    "LoguxSynced": "logux_sync.sync.models",
+    "add_on_commit": "logux_sync.sync.outbox",
+    "muted": "logux_sync.sync.changes",
+}
 
-        return LoguxSynced
-    raise AttributeError(f"module 'logux_sync' has no attribute {name!r}")
+
+def __getattr__(name: str) -> object:
+    module = _MODEL_SYNC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'logux_sync' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import semantic_version  # type: ignore[import-untyped]
 from django.core import signing
 
+from .commands import load_user
 from .conf import logux_settings
 
 if TYPE_CHECKING:
@@ -25,8 +26,6 @@ def make_token(user: AbstractBaseUser) -> str:
 
 
 def _load_active_user(user_id: str) -> AbstractBaseUser | None:
-    from .commands import load_user
-
     user = load_user(user_id)
     return user if user.is_authenticated else None  # type: ignore[return-value]
 

@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
+from .auth import parse_range
 from .conf import SETTING_NAME, logux_settings
 from .exceptions import ImproperlyConfigured
 
@@ -16,8 +17,6 @@ HINT_SETTINGS = f"Set it in settings.{SETTING_NAME} (see the README's configurat
 @register(Tags.security, "logux_sync")
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """E001 secret, E002 auth function, E003 supported range, E004 settings dict, E005 URLs, W001 cache."""
-    from .auth import parse_range
-
     messages: list[CheckMessage] = []
     try:
         _ = logux_settings.user_settings

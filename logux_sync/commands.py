@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from . import client
 from .protocol import Action, Meta, RawMeta, normalize_resend
 
 if TYPE_CHECKING:
@@ -75,15 +76,11 @@ class BaseCommand:
 
     def send_back(self, action: Action, meta: RawMeta | None = None) -> None:
         """Send an action to the author's client (Logux's `sendBack`)."""
-        from .client import send_back
-
-        send_back(self._meta, action, meta)
+        client.send_back(self._meta, action, meta)
 
     def undo(self, reason: str = "error", extra: Mapping[str, Any] | None = None) -> None:
         """Revert the author's action on its clients with `logux/undo` right now."""
-        from .client import undo
-
-        undo(self._action, self._meta, reason, extra)
+        client.undo(self._action, self._meta, reason, extra)
 
 
 class ActionCommand(BaseCommand):

@@ -201,15 +201,9 @@ def run_subscribe(command: ActionCommandData, dispatcher: Dispatcher = logux) ->
         _finally(handler)
 
 
-def run_command(command: Command, dispatcher: Dispatcher = logux) -> Iterator[Answer | Encoded]:
-    """Every answer one command produces, in protocol order; a failure never escapes."""
-    for step in run_steps(command, dispatcher):
-        if step is not None:
-            yield step
-
-
 def run_steps(command: Command, dispatcher: Dispatcher = logux) -> Iterator[Step]:
-    """run_command()'s answers, with WRITE_NOW where a handler hook that may be slow comes next.
+    """Every answer one command produces, in protocol order (a failure never escapes), with
+    WRITE_NOW where a handler hook that may be slow comes next.
 
     A hook the handler does not override is the base class's no-op: no WRITE_NOW before it, so the
     answers around it can be written together."""

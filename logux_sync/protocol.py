@@ -154,10 +154,6 @@ class Meta:
     def __getitem__(self, key: str) -> Any:
         return self._raw[key]
 
-    def get_raw_meta(self) -> RawMeta:
-        """A copy of the raw meta."""
-        return json.loads(json.dumps(self._raw))  # type: ignore[no-any-return]
-
     def get_json(self) -> str:
         """The raw meta as JSON (store it, and rebuild with `Meta(json)`)."""
         return dumps(self._raw)

@@ -65,9 +65,6 @@ class Registry(Generic[H]):
     def __len__(self) -> int:
         return len(self._handlers)
 
-    def clear(self) -> None:
-        self._handlers.clear()
-
 
 class ActionRegistry(Registry[ActionCommand]):
     def __init__(self) -> None:

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .sync.broadcast import capture
+from .sync.delivery import capture
 
 __all__ = ["capture"]

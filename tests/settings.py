@@ -9,6 +9,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "logux_sync",
+    "logux_sync.sync",
     "tests.test_app",
 ]
 MIDDLEWARE = [

@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 
 from logux_sync.conf import logux_settings
 from logux_sync.protocol import MAX_DEPTH, TOO_MANY_ATTEMPTS, WRONG_BODY, WRONG_SECRET, WRONG_VERSION
-from logux_sync.sync import broadcast
+from logux_sync.sync import delivery
 from logux_sync.sync.models import LoguxSubscription
 from logux_sync.testing import capture
 from tests.test_app.models import Counter, Note, Project, Task
@@ -125,7 +125,7 @@ def _report() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def sent() -> Iterator[broadcast.Captured]:
+def sent() -> Iterator[delivery.Captured]:
     with capture() as pairs:
         yield pairs
 
@@ -311,7 +311,7 @@ def only_own_creations(before: dict[int, dict[str, Any]], after: dict[int, dict[
     return True
 
 
-def post_unchanged(raw: bytes, sent: broadcast.Captured, **extra: Any) -> tuple[int, Any]:
+def post_unchanged(raw: bytes, sent: delivery.Captured, **extra: Any) -> tuple[int, Any]:
     """Post, and assert that no table changed and nothing was sent to Logux."""
     before, before_sent, subs = snapshot(), len(sent), subscriptions()
     result = post(raw, **extra)
@@ -543,7 +543,7 @@ MARKER = "\ue000marker\ue000"
 
 @fuzz()
 @given(data=st.data(), commands=st.lists(st.sampled_from(TEMPLATES), min_size=1, max_size=2).map(copy.deepcopy))
-def test_number_edge_cases(world: None, sent: broadcast.Captured, data: st.DataObject, commands: list) -> None:
+def test_number_edge_cases(world: None, sent: delivery.Captured, data: st.DataObject, commands: list) -> None:
     """Numbers JavaScript never writes (NaN, Infinity, 1e400, 5000 digits) in any field, as raw text."""
     body = envelope(commands)
     paths = list(_paths(body))
@@ -572,13 +572,13 @@ def nested(depth: int, kind: str) -> str:
 
 @fuzz()
 @given(raw=st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
-def test_arbitrary_bytes(world: None, sent: broadcast.Captured, raw: bytes) -> None:
+def test_arbitrary_bytes(world: None, sent: delivery.Captured, raw: bytes) -> None:
     post_unchanged(raw, sent)
 
 
 @fuzz()
 @given(data=st.data(), source=st.sampled_from(TEMPLATES))
-def test_malformed_json(world: None, sent: broadcast.Captured, data: st.DataObject, source: dict) -> None:
+def test_malformed_json(world: None, sent: delivery.Captured, data: st.DataObject, source: dict) -> None:
     """A valid body cut short, with bytes flipped, or with JSON-like junk spliced in."""
     raw = bytearray(encode(envelope([source])))
     cut = data.draw(st.integers(0, len(raw)))
@@ -589,14 +589,14 @@ def test_malformed_json(world: None, sent: broadcast.Captured, data: st.DataObje
 
 @fuzz()
 @given(value=any_json, wrap=st.booleans())
-def test_arbitrary_json(world: None, sent: broadcast.Captured, value: Any, wrap: bool) -> None:
+def test_arbitrary_json(world: None, sent: delivery.Captured, value: Any, wrap: bool) -> None:
     """Any JSON value as the body, or as the command list of a correct envelope."""
     post_unchanged(encode(envelope(value) if wrap else value), sent)
 
 
 @fuzz()
 @given(body=mutated_bodies())
-def test_wrong_types_in_every_field(world: None, sent: broadcast.Captured, body: dict) -> None:
+def test_wrong_types_in_every_field(world: None, sent: delivery.Captured, body: dict) -> None:
     post_unchanged(encode(body), sent)
 
 
@@ -614,7 +614,7 @@ def test_wrong_types_in_every_field(world: None, sent: broadcast.Captured, body:
     version=4,
     secret="secret",
 )
-def test_hostile_commands(world: None, sent: broadcast.Captured, commands: list, version: Any, secret: Any) -> None:
+def test_hostile_commands(world: None, sent: delivery.Captured, commands: list, version: Any, secret: Any) -> None:
     """Unknown commands, bad and forged meta ids, unlisted filter fields, SQL-looking strings, NaN."""
     post_unchanged(encode(envelope(commands, version=version, secret=secret)), sent)
 
@@ -629,7 +629,7 @@ def test_hostile_commands(world: None, sent: broadcast.Captured, commands: list,
 @example(depth=MAX_DEPTH - 5, kind="dict", where="fields")  # the fields nest 5 deep: MAX_DEPTH in all
 @example(depth=MAX_DEPTH - 4, kind="list", where="fields")  # one more
 @example(depth=5000, kind="dict", where="cookie")  # Python 3.13 decodes it, 3.11 does not
-def test_deep_nesting(world: None, sent: broadcast.Captured, depth: int, kind: str, where: str) -> None:
+def test_deep_nesting(world: None, sent: delivery.Captured, depth: int, kind: str, where: str) -> None:
     """Deeper than MAX_DEPTH a body is a wrong body on every Python (whose own json limit is about 1,000
     levels on 3.11 and 10,000 on 3.13); up to it, the body gets the answer its envelope calls for."""
     deep = nested(depth, kind)
@@ -667,7 +667,7 @@ def test_deep_nesting(world: None, sent: broadcast.Captured, depth: int, kind: s
     extra=st.integers(1, 50_000),
     at=st.sampled_from(["secret", "token", "title", "padding"]),
 )
-def test_huge_bodies(world: None, sent: broadcast.Captured, extra: int, at: str) -> None:
+def test_huge_bodies(world: None, sent: delivery.Captured, extra: int, at: str) -> None:
     limit = logux_settings.MAX_BODY_SIZE
     command = copy.deepcopy(TEMPLATES[0] if at == "token" else TEMPLATES[1])
     data = envelope([command])
@@ -689,7 +689,7 @@ def test_huge_bodies(world: None, sent: broadcast.Captured, extra: int, at: str)
     length=st.sampled_from(["0", "-1", "abc", "", "1e3", "99999999999999999999999", str(2**64)]),
     source=st.sampled_from(TEMPLATES),
 )
-def test_lying_content_length(world: None, sent: broadcast.Captured, length: str, source: dict) -> None:
+def test_lying_content_length(world: None, sent: delivery.Captured, length: str, source: dict) -> None:
     post_unchanged(encode(envelope([source])), sent, CONTENT_LENGTH=length)
 
 
@@ -704,7 +704,7 @@ def test_lying_content_length(world: None, sent: broadcast.Captured, length: str
         }
     ]
 )
-def test_reader_with_hostile_subscriptions(world: None, sent: broadcast.Captured, commands: list) -> None:
+def test_reader_with_hostile_subscriptions(world: None, sent: delivery.Captured, commands: list) -> None:
     """A user who may read tasks subscribes with hostile channels and filters: rows stay as they were,
     and only subscriptions on synced fields, that this user may hold, are remembered."""
     before, before_sent = snapshot(), len(sent)
@@ -735,7 +735,7 @@ editor_actions = st.fixed_dictionaries(
 
 @fuzz()
 @given(commands=st.lists(action_command(editor_actions, meta_id(st.just(EDITOR))), min_size=1, max_size=3))
-def test_editor_with_hostile_values(world: None, sent: broadcast.Captured, commands: list) -> None:
+def test_editor_with_hostile_values(world: None, sent: delivery.Captured, commands: list) -> None:
     """A user who may write tasks sends hostile ids and values: only synced task fields may change."""
     secrets = dict(Task.objects.values_list("pk", "secret"))
     untouched = [Note, Project, Counter, AuthUser]
@@ -760,7 +760,7 @@ def _limits(**values: Any) -> Any:
     return override_settings(LOGUX_SYNC={"SECRET": "secret", **values})
 
 
-def test_max_commands_limit(world: None, sent: broadcast.Captured) -> None:
+def test_max_commands_limit(world: None, sent: delivery.Captured) -> None:
     command = _cmd({"type": "tasks/delete", "id": "t1"})
     with _limits(MAX_COMMANDS=3):
         status, answers = post_unchanged(encode(envelope([command] * 3)), sent)
@@ -772,7 +772,7 @@ def test_max_commands_limit(world: None, sent: broadcast.Captured) -> None:
     assert post(encode(envelope([command] * 101)))[0] == 400
 
 
-def test_max_body_size_limit(world: None, sent: broadcast.Captured) -> None:
+def test_max_body_size_limit(world: None, sent: delivery.Captured) -> None:
     def sized(size: int) -> bytes:
         raw = encode(envelope([], padding=""))
         padded = encode(envelope([], padding="x" * (size - len(raw))))

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 import logux_sync
 from logux_sync.exceptions import LoguxServerError
-from logux_sync.sync import broadcast
+from logux_sync.sync import changes, delivery, outbox
 from logux_sync.sync.clocks import field_clock
 from logux_sync.sync.models import LoguxOutbox
 from tests.test_app.models import Task
@@ -38,8 +38,8 @@ class FakeLogux:
 @pytest.fixture
 def logux(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLogux]:
     fake = FakeLogux()
-    monkeypatch.setattr(broadcast, "add_batch", fake)
-    monkeypatch.setattr(broadcast, "_inline_paused_until", 0.0)
+    monkeypatch.setattr(delivery, "add_batch", fake)
+    monkeypatch.setattr(delivery, "_inline_paused_until", 0.0)
     yield fake
 
 
@@ -48,7 +48,7 @@ def ids(requests: list[list[tuple[dict, Any]]]) -> list[list[str]]:
 
 
 def wire_ids(row: LoguxOutbox) -> list[str]:
-    return [broadcast.Change.from_json(entry).wire_id for entry in row.payload["entries"]]
+    return [changes.Change.from_json(entry).wire_id for entry in row.payload["entries"]]
 
 
 def test_sent_after_commit_and_pruned(logux: FakeLogux) -> None:
@@ -66,13 +66,13 @@ def test_sent_after_commit_and_pruned(logux: FakeLogux) -> None:
 def test_meta_id_and_time_are_fixed_when_written(logux: FakeLogux) -> None:
     logux.down = True
     task = Task.objects.create(id="a", title="A")
-    stored = broadcast.Change.from_json(LoguxOutbox.objects.get().payload["entries"][0]).meta
+    stored = changes.Change.from_json(LoguxOutbox.objects.get().payload["entries"][0]).meta
     assert (
         stored["id"] == field_clock(task.logux_clocks, "title")[1]
         and stored["time"] == field_clock(task.logux_clocks, "title")[0]
     )
     logux.down = False
-    broadcast.deliver(ignore_backoff=True)
+    delivery.deliver(ignore_backoff=True)
     assert logux.requests[0][0][1]["id"] == stored["id"]
 
 
@@ -152,14 +152,14 @@ def test_logux_deliver_once_goes_on_after_a_passing_database_fault(
     logux.down = True
     Task.objects.create(id="a", title="A")
     logux.down = False
-    real, faults = broadcast.deliver, [OperationalError("database is locked")] * 2
+    real, faults = delivery.deliver, [OperationalError("database is locked")] * 2
 
     def flaky(**kwargs: Any) -> int:
         if faults:
             raise faults.pop()
         return real(**kwargs)
 
-    monkeypatch.setattr(broadcast, "deliver", flaky)
+    monkeypatch.setattr(delivery, "deliver", flaky)
     call_command("logux_deliver", "--once", "--ignore-backoff", "--interval", "0", stdout=open("/dev/null", "w"))
     assert ids(logux.requests) == [["a"]] and not LoguxOutbox.objects.exists()
 
@@ -168,7 +168,7 @@ def test_logux_deliver_once_gives_up_on_a_lasting_database_fault(monkeypatch: py
     def locked(**kwargs: Any) -> int:
         raise OperationalError("database is locked")
 
-    monkeypatch.setattr(broadcast, "deliver", locked)
+    monkeypatch.setattr(delivery, "deliver", locked)
     monkeypatch.setattr("logux_sync.management.commands.logux_deliver.MAX_PAUSE", 0.0)
     with pytest.raises(CommandError, match="database is locked"):
         call_command("logux_deliver", "--once", stdout=open("/dev/null", "w"))
@@ -178,14 +178,14 @@ def test_next_send_after_recovery_also_sends_its_own(logux: FakeLogux, monkeypat
     logux.down = True
     Task.objects.create(id="a", title="A")
     logux.down = False
-    monkeypatch.setattr(broadcast, "_inline_paused_until", 0.0)
+    monkeypatch.setattr(delivery, "_inline_paused_until", 0.0)
     Task.objects.create(id="b", title="B")
     assert ids(logux.requests) == [["b"]]
     assert LoguxOutbox.objects.count() == 1  # "a" waits for its backoff or logux_deliver
 
 
 def test_backoff_grows_and_is_capped() -> None:
-    assert [broadcast.backoff(n).total_seconds() for n in (1, 2, 3, 10)] == [1, 2, 4, 30]
+    assert [delivery.backoff(n).total_seconds() for n in (1, 2, 3, 10)] == [1, 2, 4, 30]
 
 
 def test_redelivered_change_is_harmless(logux: FakeLogux) -> None:
@@ -217,10 +217,10 @@ def test_a_late_change_of_a_deleted_row_does_not_bring_it_back(logux: FakeLogux)
     task.title = "B"
     task.save()
     logux.down = False
-    broadcast._inline_paused_until = 0.0
+    delivery._inline_paused_until = 0.0
     task.delete()
     assert [(a["type"], m["nodes"]) for a, m in logux.requests[-1]] == [("tasks/deleted", [f"{reader.pk}:c1:t1"])]
-    broadcast.deliver(ignore_backoff=True)
+    delivery.deliver(ignore_backoff=True)
     late = [(a["type"], m["nodes"]) for a, m in logux.requests[-1]]
     # ...and the deletion once more (see test_a_deletion_goes_out_again_later).
     assert late == [("tasks/created", []), ("tasks/changed", []), ("tasks/deleted", [f"{reader.pk}:c1:t1"])], late
@@ -243,7 +243,7 @@ def test_changes_of_a_row_deleted_in_the_same_delivery_reach_only_its_deletion(l
     task.save()
     task.delete()
     logux.down = False
-    broadcast.deliver(ignore_backoff=True)
+    delivery.deliver(ignore_backoff=True)
     sent = [(a["type"], m["nodes"]) for a, m in logux.requests[-1]]
     # The last one is the deletion's second sending (see test_a_deletion_goes_out_again_later).
     assert sent == [("tasks/created", []), ("tasks/changed", []), ("tasks/deleted", [node]), ("tasks/deleted", [node])]
@@ -265,10 +265,10 @@ def test_a_deletion_goes_out_again_later(logux: FakeLogux, monkeypatch: pytest.M
     [(first, first_meta)] = logux.requests[-1]
     assert (first, first_meta["nodes"]) == ({"type": "tasks/deleted", "id": "a"}, [node])
     waiting = LoguxOutbox.objects.get()
-    assert (waiting.next_attempt_at - waiting.created_at).total_seconds() == broadcast.DELETE_ECHO_S
-    assert broadcast.deliver() == 0  # not due yet
-    monkeypatch.setattr(broadcast, "LATE_MS", -1)  # any delivery of a change would count as late
-    assert broadcast.deliver(ignore_backoff=True) == 1
+    assert (waiting.next_attempt_at - waiting.created_at).total_seconds() == outbox.DELETE_ECHO_S
+    assert delivery.deliver() == 0  # not due yet
+    monkeypatch.setattr(delivery, "LATE_MS", -1)  # any delivery of a change would count as late
+    assert delivery.deliver(ignore_backoff=True) == 1
     [(again, meta)] = logux.requests[-1]
     assert (again, meta["nodes"], meta["time"]) == (first, [node], first_meta["time"])
     assert meta["id"] != first_meta["id"]  # the Logux server would drop an id its log still holds
@@ -295,11 +295,11 @@ def test_a_late_change_carries_only_the_fields_no_newer_edit_overwrote(logux: Fa
     task.title, task.done = "B", True
     task.save()
     logux.down = False
-    broadcast._inline_paused_until = 0.0
+    delivery._inline_paused_until = 0.0
     task.title = "C"
     task.save()
     assert [a.get("fields") for a, _ in logux.requests[-1]] == [{"title": "C"}]
-    broadcast.deliver(ignore_backoff=True)
+    delivery.deliver(ignore_backoff=True)
     assert [(a["fields"], m["nodes"]) for a, m in logux.requests[-1]] == [({"done": True}, [node])]
     task.title = "D"
     task.save()
@@ -308,7 +308,7 @@ def test_a_late_change_carries_only_the_fields_no_newer_edit_overwrote(logux: Fa
     task.save()
     logux.down = False
     Task.objects.filter(pk="a").update(title="F")  # waits too: inline sends pause after a failure
-    broadcast.deliver(ignore_backoff=True)
+    delivery.deliver(ignore_backoff=True)
     # Every field the first waiting change set was overwritten (by the second): it reaches no one.
     sent = [(a["fields"], m["nodes"]) for a, m in logux.requests[-1]]
     assert sent == [({}, []), ({"title": "F"}, [node])], sent
@@ -326,7 +326,7 @@ def test_a_late_delivery_widens_since_for_resubscribing_clients(logux: FakeLogux
     made = field_clock(Task.objects.get(pk="late").logux_clocks, "title")[0]
     logux.down = False
     time.sleep(1.1)  # delivered well after it was made
-    broadcast.deliver(ignore_backoff=True)
+    delivery.deliver(ignore_backoff=True)
     # The client's log holds a newer action (time after the change) when it resubscribes.
     action = {"type": "logux/subscribe", "channel": "tasks", "filter": {}, "since": {"id": "x", "time": made + 500}}
     command = {"command": "action", "action": action, "meta": {"id": f"9 {reader.pk}:c:t 0", "time": 9}}
@@ -397,7 +397,7 @@ def test_a_failed_outbox_write_at_commit_rolls_the_transaction_back(
         raise error
 
     with monkeypatch.context() as patched, pytest.raises(type(error)), transaction.atomic():
-        patched.setattr(broadcast, "_insert", fail)
+        patched.setattr(outbox, "_insert", fail)
         Task.objects.create(id="a", title="A")
     assert not Task.objects.exists() and not LoguxOutbox.objects.exists() and logux.requests == []
     Task.objects.create(id="b", title="B")  # the connection is usable again
@@ -415,7 +415,7 @@ def test_a_failed_outbox_write_at_commit_rolls_the_transaction_back(
 def test_payload_text_is_json_dumps(payload: dict[str, Any]) -> None:
     import json
 
-    assert broadcast.payload_text(payload) == json.dumps(payload)
+    assert changes.payload_text(payload) == json.dumps(payload)
 
 
 def test_add_on_commit_goes_out_with_the_transactions_changes_in_order(logux: FakeLogux) -> None:
@@ -500,9 +500,9 @@ def test_deliver_takes_whole_transactions_up_to_the_limit_of_actions(logux: Fake
             for name in names:
                 Task.objects.create(id=name, title=name)
     logux.down = False
-    assert broadcast.deliver(limit=2, ignore_backoff=True) == 2  # "cd" would make 4
-    assert broadcast.deliver(limit=2, ignore_backoff=True) == 2
-    assert broadcast.deliver(limit=2, ignore_backoff=True) == 4  # a transaction bigger than the limit goes whole
+    assert delivery.deliver(limit=2, ignore_backoff=True) == 2  # "cd" would make 4
+    assert delivery.deliver(limit=2, ignore_backoff=True) == 2
+    assert delivery.deliver(limit=2, ignore_backoff=True) == 4  # a transaction bigger than the limit goes whole
     assert ids(logux.requests) == [["a", "b"], ["c", "d"], ["e", "f", "g", "h"]]
     assert not LoguxOutbox.objects.exists()
 
@@ -519,59 +519,34 @@ NEW = {"title": "B", "done": False, "project": None}
 @pytest.mark.parametrize(
     "change",
     [
-        broadcast.Change("tasks", "created", "a", NEW, None, NEW, {"id": "1 server:x 0", "time": 1}, None),
-        broadcast.Change(
+        changes.Change("tasks", "created", "a", NEW, None, NEW, {"id": "1 server:x 0", "time": 1}, None),
+        changes.Change(
             "tasks", "changed", "a", {"title": "B"}, {**NEW, "title": "A"}, NEW, {"id": "2 x 0", "time": 2}, None
         ),
-        broadcast.Change("tasks", "changed", "a", {"done": False}, NEW, NEW, {"id": "3 1:c:t 0", "time": 3}, "1:c"),
-        broadcast.Change("tasks", "created", "a", NEW, None, NEW, {"id": "4 1:c:t 0", "time": 4}, "1:c"),
-        broadcast.Change("tasks", "deleted", "a", {}, NEW, None, {"id": "5 server:x 1", "time": 5}, None),
-        broadcast.Change("tasks", "changed", "a", {}, NEW, NEW, {"id": "6 server:x 2", "time": 6}, None),
+        changes.Change("tasks", "changed", "a", {"done": False}, NEW, NEW, {"id": "3 1:c:t 0", "time": 3}, "1:c"),
+        changes.Change("tasks", "created", "a", NEW, None, NEW, {"id": "4 1:c:t 0", "time": 4}, "1:c"),
+        changes.Change("tasks", "deleted", "a", {}, NEW, None, {"id": "5 server:x 1", "time": 5}, None),
+        changes.Change("tasks", "changed", "a", {}, NEW, NEW, {"id": "6 server:x 2", "time": 6}, None),
     ],
 )
-def test_a_change_stored_in_the_outbox_reads_back_the_same(change: broadcast.Change) -> None:
+def test_a_change_stored_in_the_outbox_reads_back_the_same(change: changes.Change) -> None:
     import json
 
-    stored = json.loads(broadcast.payload_text({"entries": [change.to_json()]}))["entries"][0]
-    assert broadcast.is_change(stored) and broadcast.Change.from_json(stored) == change
-    # As an earlier release stored it.
-    assert broadcast.Change.from_json(json.loads(json.dumps({"change": change.__dict__}))) == change
-
-
-def test_migration_0007_keeps_the_rows_waiting_in_the_outbox(logux: FakeLogux) -> None:
-    from django.db import connection
-    from django.db.migrations.executor import MigrationExecutor
-    from django.utils import timezone
-
-    before, after = ("logux_sync", "0006_late_deliveries"), ("logux_sync", "0007_outbox_payload_text")
-    executor = MigrationExecutor(connection)
-    executor.migrate([before])
-    try:
-        old_outbox = executor.loader.project_state([before]).apps.get_model("logux_sync", "LoguxOutbox")
-        now = timezone.now()
-        raw = [{"type": "notes/ping", "text": "ünïcode"}, {"id": "6 server:x 0", "time": 6}]
-        old_outbox.objects.create(payload={"raw": raw}, batch="old", created_at=now, next_attempt_at=now)
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate([after])
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes("logux_sync"))  # and the later ones
-    assert LoguxOutbox.objects.get().payload == {"raw": raw}
-    assert broadcast.deliver(ignore_backoff=True) == 1
-    assert logux.requests == [[tuple(raw)]]
+    stored = json.loads(changes.payload_text({"entries": [change.to_json()]}))["entries"][0]
+    assert changes.is_change(stored) and changes.Change.from_json(stored) == change
 
 
 def test_a_large_bulk_change_is_written_in_rows_of_row_entries_and_sent_in_one_request(
     logux: FakeLogux, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(broadcast, "ROW_ENTRIES", 2)
+    monkeypatch.setattr(outbox, "ROW_ENTRIES", 2)
     logux.down = True
     Task.objects.bulk_create(Task(id=name, title=name) for name in "abcde")
     assert [wire_ids(row) for row in LoguxOutbox.objects.order_by("id")] == [["a", "b"], ["c", "d"], ["e"]]
     assert len({row.batch for row in LoguxOutbox.objects.all()}) == 1
     logux.down = False
     logux.requests.clear()
-    broadcast.deliver(limit=1, ignore_backoff=True)
+    delivery.deliver(limit=1, ignore_backoff=True)
     assert ids(logux.requests) == [["a", "b", "c", "d", "e"]] and not LoguxOutbox.objects.exists()
 
 
@@ -585,12 +560,12 @@ def test_no_transaction_is_open_while_a_request_is_in_flight(logux: FakeLogux, m
         open_during_send.append(transaction.get_connection().in_atomic_block)
         logux(pairs)
 
-    monkeypatch.setattr(broadcast, "add_batch", send)
+    monkeypatch.setattr(delivery, "add_batch", send)
     Task.objects.create(id="a", title="A")
     logux.down = True
     Task.objects.create(id="b", title="B")
     logux.down = False
-    broadcast.deliver(ignore_backoff=True)
+    delivery.deliver(ignore_backoff=True)
     assert open_during_send == [False, False, False] and ids(logux.requests) == [["a"], ["b"]]
 
 
@@ -598,14 +573,14 @@ def test_rows_claimed_by_one_sender_are_not_taken_by_another(logux: FakeLogux) -
     logux.down = True
     Task.objects.create(id="a", title="A")
     row = LoguxOutbox.objects.get()
-    first = broadcast._claim(None, 10, "default", ignore_backoff=True)
+    first = delivery._claim(None, 10, "default", ignore_backoff=True)
     assert [r.pk for r in first] == [row.pk]
     # Neither a due-rows sender nor one that ignores backoff takes a row another sender holds.
-    assert broadcast._claim(None, 10, "default", ignore_backoff=True) == []
-    assert broadcast._claim(row.batch, 10, "default", ignore_backoff=False) == []
+    assert delivery._claim(None, 10, "default", ignore_backoff=True) == []
+    assert delivery._claim(row.batch, 10, "default", ignore_backoff=False) == []
     # A sender that died: once its lease is over, the row is due again.
     LoguxOutbox.objects.update(next_attempt_at=timezone.now())
-    assert [r.pk for r in broadcast._claim(None, 10, "default", ignore_backoff=False)] == [row.pk]
+    assert [r.pk for r in delivery._claim(None, 10, "default", ignore_backoff=False)] == [row.pk]
 
 
 def test_the_sender_thread_delivers_off_the_committing_thread(
@@ -619,12 +594,12 @@ def test_the_sender_thread_delivers_off_the_committing_thread(
         threads.append(threading.current_thread().name)
         logux(pairs)
 
-    monkeypatch.setattr(broadcast, "add_batch", send)
+    monkeypatch.setattr(delivery, "add_batch", send)
     with override_settings(LOGUX_SYNC={"SECRET": "secret", "DELIVERY": "thread"}):
         with transaction.atomic():
             Task.objects.create(id="a", title="A")
             Task.objects.create(id="b", title="B")
-        assert broadcast.sender.drain(10)
+        assert delivery.sender.drain(10)
     assert threads == ["logux-sync-sender"] and ids(logux.requests) == [["a", "b"]]
     assert not LoguxOutbox.objects.exists()
 

@@ -11,7 +11,8 @@ from django.test import override_settings
 from model_utils.tracker import FieldInstanceTracker
 
 import logux_sync
-from logux_sync.sync import broadcast
+from logux_sync.sync import changes as sync_changes
+from logux_sync.sync import delivery, outbox
 from logux_sync.sync.clocks import field_clock, now_ms
 from logux_sync.sync.models import LoguxLateDelivery, LoguxSubscription
 from logux_sync.testing import capture
@@ -23,13 +24,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def sent() -> Iterator[broadcast.Captured]:
+def sent() -> Iterator[delivery.Captured]:
     with capture() as pairs:
         yield pairs
 
 
 @pytest.fixture
-def requests(sent: broadcast.Captured) -> list[list[tuple[dict, dict]]]:
+def requests(sent: delivery.Captured) -> list[list[tuple[dict, dict]]]:
     """Every request model sync would make."""
     return sent.requests
 
@@ -482,7 +483,7 @@ def test_a_failing_after_commit_delivery_is_logged_not_raised(
     def fail(batch: str, using: str) -> None:
         raise RuntimeError("database is locked")
 
-    monkeypatch.setattr(broadcast, "after_commit", fail)
+    monkeypatch.setattr(delivery, "after_commit", fail)
     ann = user("ann")
     with transaction.atomic():
         Note.objects.create(id="n1", text="x", owner=ann)
@@ -626,20 +627,20 @@ def test_a_node_subscribed_to_a_row_and_a_list_gets_each_action_once(endpoint: E
 
 
 @pytest.fixture
-def changes(monkeypatch: pytest.MonkeyPatch) -> list[broadcast.Change]:
+def changes(monkeypatch: pytest.MonkeyPatch) -> list[sync_changes.Change]:
     """Every Change written to the outbox."""
-    made: list[broadcast.Change] = []
-    enqueue = broadcast.enqueue
+    made: list[sync_changes.Change] = []
+    enqueue = outbox.enqueue
 
     def recording(entries: list[dict[str, Any]], using: str = "default") -> None:
-        made.extend(broadcast.Change.from_json(entry) for entry in entries if broadcast.is_change(entry))
+        made.extend(sync_changes.Change.from_json(entry) for entry in entries if sync_changes.is_change(entry))
         enqueue(entries, using)
 
-    monkeypatch.setattr(broadcast, "enqueue", recording)
+    monkeypatch.setattr(outbox, "enqueue", recording)
     return made
 
 
-def test_a_change_carries_the_old_and_new_values(changes: list[broadcast.Change]) -> None:
+def test_a_change_carries_the_old_and_new_values(changes: list[sync_changes.Change]) -> None:
     first, second = Project.objects.create(name="1"), Project.objects.create(name="2")
     task = Task.objects.create(id="t1", title="A", project=first)
     task.title, task.project = "B", second
@@ -653,7 +654,7 @@ def test_a_change_carries_the_old_and_new_values(changes: list[broadcast.Change]
 
 @pytest.mark.parametrize("loaded", [("id",), ("id", "title"), ("id", "done", "project")])
 def test_deferred_fields_are_loaded_for_old_values_and_never_count_as_changed(
-    changes: list[broadcast.Change], loaded: tuple[str, ...]
+    changes: list[sync_changes.Change], loaded: tuple[str, ...]
 ) -> None:
     project = Project.objects.create(name="1")
     Task.objects.create(id="t1", title="A", done=True, project=project)
@@ -685,7 +686,7 @@ def test_the_tracker_still_follows_fields_loaded_late() -> None:
 
 
 @pytest.mark.parametrize("load", ["get", "iterator", "prefetch", "raw", "refresh"])
-def test_rows_however_loaded_send_only_their_changed_fields(changes: list[broadcast.Change], load: str) -> None:
+def test_rows_however_loaded_send_only_their_changed_fields(changes: list[sync_changes.Change], load: str) -> None:
     project = Project.objects.create(name="p")
     Task.objects.create(id="t1", title="A", project=project)
     if load == "get":
@@ -705,7 +706,7 @@ def test_rows_however_loaded_send_only_their_changed_fields(changes: list[broadc
     assert changes[-1].old is not None and changes[-1].old["title"] == "A"
 
 
-def test_a_new_rows_tracker_takes_its_snapshot_when_saved(changes: list[broadcast.Change]) -> None:
+def test_a_new_rows_tracker_takes_its_snapshot_when_saved(changes: list[sync_changes.Change]) -> None:
     task = Task(id="t1", title="A")
     assert task._logux_tracker.saved_data == {}  # type: ignore[attr-defined]
     task.save()
@@ -716,7 +717,7 @@ def test_a_new_rows_tracker_takes_its_snapshot_when_saved(changes: list[broadcas
     assert (changes[-1].kind, changes[-1].fields) == ("changed", {"done": True})
 
 
-def test_a_failed_save_leaves_its_changes_to_the_next_save(changes: list[broadcast.Change]) -> None:
+def test_a_failed_save_leaves_its_changes_to_the_next_save(changes: list[sync_changes.Change]) -> None:
     from django.db.models.signals import pre_save
 
     Task.objects.create(id="t1", title="A")
@@ -769,7 +770,7 @@ def test_loading_a_row_with_a_deferred_relation_loads_nothing_more(django_assert
         assert task.get_deferred_fields() == {"done", "project_id", "secret", "logux_clocks"}
 
 
-def test_a_row_built_in_python_gets_its_tracker_when_first_asked(changes: list[broadcast.Change]) -> None:
+def test_a_row_built_in_python_gets_its_tracker_when_first_asked(changes: list[sync_changes.Change]) -> None:
     task = Task(id="t1", title="A")
     assert not any(isinstance(value, FieldInstanceTracker) for value in vars(task).values())  # nothing built yet
     assert task._logux_tracker.saved_data == {}  # type: ignore[attr-defined]
@@ -784,7 +785,7 @@ def test_a_row_built_in_python_gets_its_tracker_when_first_asked(changes: list[b
 
 
 @pytest.mark.parametrize("how", ["new", "created", "loaded", "deferred"])
-def test_a_pickled_row_keeps_its_tracking(changes: list[broadcast.Change], how: str) -> None:
+def test_a_pickled_row_keeps_its_tracking(changes: list[sync_changes.Change], how: str) -> None:
     if how == "new":
         task = Task(id="t1", title="A")
     else:
@@ -809,7 +810,7 @@ def test_a_pickled_row_keeps_its_tracking(changes: list[broadcast.Change], how: 
 
 @pytest.mark.parametrize("load", ["only", "defer"])
 def test_a_field_assigned_before_it_was_loaded_is_compared_with_its_stored_value(
-    changes: list[broadcast.Change], load: str
+    changes: list[sync_changes.Change], load: str
 ) -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -852,7 +853,7 @@ def test_a_field_assigned_before_it_was_loaded_is_compared_with_its_stored_value
     assert task._logux_tracker.changed() == {"title": "B"}  # type: ignore[attr-defined]
 
 
-def test_the_snapshot_lives_in_the_row_and_the_tracker_is_a_view_of_it(changes: list[broadcast.Change]) -> None:
+def test_the_snapshot_lives_in_the_row_and_the_tracker_is_a_view_of_it(changes: list[sync_changes.Change]) -> None:
     import copy
 
     task = Task.objects.create(id="t1", title="A")

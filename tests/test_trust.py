@@ -12,7 +12,7 @@ from django.test import override_settings
 
 from logux_sync.protocol import is_first_older
 from logux_sync.registry import logux
-from logux_sync.sync import broadcast
+from logux_sync.sync import delivery
 from logux_sync.sync.clocks import field_clock, now_ms
 from logux_sync.sync.models import LoguxSubscription
 from logux_sync.testing import capture
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def sent() -> Iterator[broadcast.Captured]:
+def sent() -> Iterator[delivery.Captured]:
     with capture() as pairs:
         yield pairs
 

@@ -22,6 +22,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "logux_sync",
+    "logux_sync.sync",
     "board",
 ]
 

@@ -88,12 +88,6 @@ def derived_id(edit_id: str) -> str:
     return f"{int(ms) + _DERIVED_MS_OFFSET + nonce} {node_counter}"
 
 
-def clock_of(meta: Mapping[str, Any] | Meta) -> Clock:
-    if isinstance(meta, Meta):
-        return [meta.time, meta.id]
-    return [meta["time"], meta["id"]]
-
-
 def field_clock(clocks: Mapping[str, Any] | None, name: str) -> Any:
     """The clock of a field in a row's clocks: its own, else the one of every field; None if neither."""
     if not clocks:

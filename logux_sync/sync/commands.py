@@ -17,9 +17,10 @@ from ..encoded import EncodedPairs, quote
 from ..exceptions import SubscriptionLimit, Undo
 from ..protocol import Action, Meta, RawMeta, dumps
 from .clocks import EVERY, clock_meta, derived_id, field_clock, is_newer, now_ms
-from .models import LoguxLateDelivery, LoguxSynced, LoguxTombstone
+from .models import LoguxSynced
 from .options import LoguxOptions, WireError, to_wire
 from .subscriptions import remember
+from .tables import LoguxLateDelivery, LoguxTombstone
 
 logger = logging.getLogger("logux_sync.sync")
 

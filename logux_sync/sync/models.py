@@ -6,7 +6,6 @@ import datetime
 import decimal
 import functools
 import inspect
-import json
 import uuid
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, overload
@@ -14,13 +13,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, overload
 from django.db import models, router, transaction
 from django.db.models.query_utils import DeferredAttribute
 from django.db.models.signals import class_prepared
-from django.utils import timezone
 from model_utils import FieldTracker
 from model_utils.tracker import FieldInstanceTracker, lightweight_deepcopy
 
-from . import broadcast
+from .changes import Entry, change_entry, is_muted
 from .clocks import latest_time, server_meta, stamped
 from .options import LoguxOptions, to_wire
+from .outbox import queue_changes
+from .tables import LoguxLateDelivery, LoguxOutbox, LoguxSubscription, LoguxTombstone
 
 if TYPE_CHECKING:
     from typing import Self  # Python 3.11+
@@ -50,7 +50,7 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
     def update(self, **kwargs: Any) -> int:
         opts = self._opts()
         touched = [name for name in opts.fields if opts.field(name).attname in kwargs or name in kwargs]
-        if not touched or broadcast.is_muted():
+        if not touched or is_muted():
             return super().update(**kwargs)
         with transaction.atomic(using=self.db, savepoint=False):
             before = {obj.pk: obj for obj in self.select_for_update().only(opts.id_field.attname, *opts.fields)}
@@ -59,7 +59,7 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
             count = super().update(**kwargs)
             after = list(self.model._base_manager.using(self.db).filter(pk__in=list(before)))
             changed_rows: list[Any] = []
-            changes: list[broadcast.Entry] = []
+            changes: list[Entry] = []
             for obj in after:
                 old = opts.wire_fields(before[obj.pk])
                 new = opts.wire_fields(obj)
@@ -69,10 +69,10 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
                 meta = server_meta(after=latest_time(obj.logux_clocks, changed))
                 obj.logux_clocks = stamped(obj.logux_clocks, changed, meta, len(changed) == len(opts.fields))
                 changed_rows.append(obj)
-                changes.append(broadcast.change_entry(opts, obj, "changed", changed, old, meta))
+                changes.append(change_entry(opts, obj, "changed", changed, old, meta))
             if changed_rows:
                 models.QuerySet(model=self.model, using=self.db).bulk_update(changed_rows, ["logux_clocks"])
-            broadcast.queue_changes(changes, self.db)
+            queue_changes(changes, self.db)
             return count
 
     def bulk_create(self, objs: Iterable[Any], *args: Any, **kwargs: Any) -> list[Any]:
@@ -85,11 +85,11 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
             metas.append(meta)
         with transaction.atomic(using=self.db, savepoint=False):
             created = super().bulk_create(objs, *args, **kwargs)
-            changes: list[broadcast.Entry] = [
-                broadcast.change_entry(opts, obj, "created", list(opts.fields), None, meta)
+            changes: list[Entry] = [
+                change_entry(opts, obj, "created", list(opts.fields), None, meta)
                 for obj, meta in zip(created, metas, strict=True)
             ]
-            broadcast.queue_changes(changes, self.db)
+            queue_changes(changes, self.db)
             _reset_trackers(created)
         return created
 
@@ -107,7 +107,7 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
                 .filter(pk__in=[o.pk for o in objs])
                 .only(opts.id_field.attname, "logux_clocks", *opts.fields)
             }
-            changes: list[broadcast.Entry] = []
+            changes: list[Entry] = []
             for obj in objs:
                 before = stored.get(obj.pk)
                 if before is None:
@@ -117,11 +117,11 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
                 meta = server_meta(after=latest_time(before.logux_clocks, changed))
                 obj.logux_clocks = stamped(before.logux_clocks, changed, meta, len(changed) == len(opts.fields))
                 if changed:
-                    changes.append(broadcast.change_entry(opts, obj, "changed", changed, old, meta))
+                    changes.append(change_entry(opts, obj, "changed", changed, old, meta))
             # A plain queryset: Django's bulk_update() calls update(), which must not broadcast again.
             plain: models.QuerySet[Any] = models.QuerySet(model=self.model, using=self.db)
             count = plain.bulk_update(objs, [*fields, "logux_clocks"], batch_size=batch_size)
-            broadcast.queue_changes(changes, self.db)
+            queue_changes(changes, self.db)
             _reset_trackers(objs)
             return count
 
@@ -450,12 +450,9 @@ class _Tracker(FieldTracker):
 
 
 def _prepare(sender: type[models.Model], **kwargs: Any) -> None:
-    if not issubclass(sender, LoguxSynced) or sender._meta.abstract:
-        return
-    if sender._meta.proxy:  # saved and deleted as itself: post_save and post_delete name the proxy
-        from .signals import connect
-
-        connect(sender)
+    """Give each concrete synced model its options and its tracker; its handlers and signal receivers
+    are connected by the model-sync app (LoguxModelSyncConfig.ready())."""
+    if not issubclass(sender, LoguxSynced) or sender._meta.abstract or sender._meta.proxy:
         return
     opts = LoguxOptions.from_model(sender)
     sender._logux = opts
@@ -464,112 +461,8 @@ def _prepare(sender: type[models.Model], **kwargs: Any) -> None:
     setattr(sender, TRACKER, tracker)
     # class_prepared is being sent right now, so the tracker's own receiver will not run: finish it here.
     tracker.finalize_class(sender)
-    from .registry import register_model
-
-    register_model(sender)
 
 
 class_prepared.connect(_prepare, dispatch_uid="logux_sync.sync.prepare")
 
-
-class LoguxSubscription(models.Model):
-    """A node subscribed to a synced model's rows (a row, a filtered list or a derived channel).
-    Changes are addressed to the node, and only while its user may read the row.
-
-    Shared by every worker through the database; refreshed on resubscribe, forgotten after `expires_at`.
-    """
-
-    node_id = models.CharField(max_length=255)
-    user_id = models.CharField(max_length=255, blank=True)
-    plural = models.CharField(max_length=255)
-    # subscriptions.subscription_key(): a SHA-256 digest of the channel and filter.
-    filter_key = models.CharField(max_length=64)
-    filter = models.JSONField(default=dict)
-    # Set for a subscription to one row's channel (`tasks/<id>`), empty for a list or derived channel.
-    row_id = models.CharField(max_length=255, blank=True, default="")
-    expires_at = models.DateTimeField(db_index=True)
-
-    class Meta:
-        app_label = "logux_sync"
-        constraints = [
-            models.UniqueConstraint(fields=["plural", "node_id", "filter_key"], name="logux_sync_subscription_unique")
-        ]
-        indexes = [
-            models.Index(fields=["plural", "expires_at"], name="logux_sync_sub_plural_exp"),
-            models.Index(fields=["plural", "row_id"], name="logux_sync_sub_row"),
-            # The per-node and per-user limits count these.
-            models.Index(fields=["node_id", "expires_at"], name="logux_sync_sub_node"),
-            models.Index(fields=["user_id", "expires_at"], name="logux_sync_sub_user"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.node_id} → {self.plural} {self.filter_key}"
-
-
-class OutboxPayload(models.TextField):  # type: ignore[type-arg]
-    """A JSON value kept as text. Only logux_sync reads it, whole: a JSON column would have the
-    database parse every payload written (SQLite's JSON_VALID check, PostgreSQL's jsonb), which cost
-    more than the rest of the row's INSERT."""
-
-    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
-        return None if value is None else json.loads(value)
-
-    def get_prep_value(self, value: Any) -> Any:
-        return None if value is None else broadcast.payload_text(value)
-
-
-class LoguxOutbox(models.Model):
-    """An action waiting for the Logux server, written in the transaction of the change that made it."""
-
-    payload = OutboxPayload()
-    # The transaction that wrote it: its rows are delivered together, in one request. No index on it
-    # nor on the next attempt: every synced save writes a row, and the table is small, its rows
-    # deleted as soon as they are delivered (a sender reads it in id order).
-    batch = models.CharField(max_length=32, default="")
-    created_at = models.DateTimeField(default=timezone.now)
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(default=timezone.now)
-    last_error = models.TextField(blank=True, default="")
-    # The token of the sender that claimed the row: it sends it without holding a lock (see deliver()).
-    claim = models.CharField(max_length=32, blank=True, default="")
-
-    class Meta:
-        app_label = "logux_sync"
-
-    def __str__(self) -> str:
-        return f"outbox #{self.pk} ({self.attempts} attempts)"
-
-
-class LoguxTombstone(models.Model):
-    """A deleted synced row: its last synced values and the delete's Logux time, so a list subscriber
-    that resubscribes with `since` learns of deletions it missed. Pruned after `TOMBSTONE_TTL`."""
-
-    plural = models.CharField(max_length=255)
-    row_id = models.CharField(max_length=255)
-    state = models.JSONField(default=dict)
-    time = models.FloatField()
-    edit_id = models.CharField(max_length=255)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    class Meta:
-        app_label = "logux_sync"
-        indexes = [models.Index(fields=["plural", "time"], name="logux_sync_tomb_plural_time")]
-
-    def __str__(self) -> str:
-        return f"{self.plural}/{self.row_id} deleted at {self.time}"
-
-
-class LoguxLateDelivery(models.Model):
-    """A delivery that carried changes made well before it (the Logux server was down or slow).
-
-    A client resubscribing with `since` may have seen newer actions before these arrived, so the
-    changes it is owed start at `oldest_time`, not at `since` (see `SyncedChannel.since_time`)."""
-
-    delivered_at = models.FloatField(db_index=True)  # Logux ms
-    oldest_time = models.FloatField()
-
-    class Meta:
-        app_label = "logux_sync"
-
-    def __str__(self) -> str:
-        return f"delivered at {self.delivered_at}, changes from {self.oldest_time}"
+__all__ = ["LoguxLateDelivery", "LoguxOutbox", "LoguxSubscription", "LoguxSynced", "LoguxTombstone"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PLURAL = re.compile(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")
+
+
+# The synced models by plural (filled by the model-sync app's ready()).
+synced_models: dict[str, type[LoguxSynced]] = {}
 
 
 class WireError(ValueError):
@@ -43,8 +48,6 @@ def to_wire(value: Any) -> Any:
     """A Python value as the JSON value clients see (Django's JSON conventions)."""
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
-    import json
-
     return json.loads(dumps(value))
 
 

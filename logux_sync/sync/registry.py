@@ -7,8 +7,7 @@ from typing import Any
 from ..registry import logux
 from . import commands, lifecycle, signals
 from .models import LoguxSynced
-
-synced_models: dict[str, type[LoguxSynced]] = {}
+from .options import synced_models
 
 
 def _handler(base: type[Any], name: str, **attrs: Any) -> type[Any]:

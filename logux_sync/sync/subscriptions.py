@@ -14,7 +14,7 @@ from django.utils import timezone
 from ..conf import logux_settings
 from ..exceptions import SubscriptionLimit
 from ..protocol import dumps
-from .models import LoguxSubscription
+from .tables import LoguxLateDelivery, LoguxSubscription, LoguxTombstone
 
 # Longest node, user and row id stored (the columns' max_length, which SQLite does not enforce).
 MAX_ID_LENGTH = 255
@@ -97,8 +97,6 @@ def is_plural_list(sub: LoguxSubscription) -> bool:
 
 def prune() -> int:
     """Delete expired subscriptions, and tombstones older than TOMBSTONE_TTL."""
-    from .models import LoguxLateDelivery, LoguxTombstone
-
     now = timezone.now()
     count = LoguxSubscription.objects.filter(expires_at__lte=now).delete()[0]
     old = now - datetime.timedelta(seconds=logux_settings.TOMBSTONE_TTL)

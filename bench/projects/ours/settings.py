@@ -3,7 +3,7 @@ from __future__ import annotations
 from base_settings import *  # noqa: F403
 from base_settings import INSTALLED_APPS, LOGUX_SECRET
 
-INSTALLED_APPS = [*INSTALLED_APPS, "logux_sync", "ours"]
+INSTALLED_APPS = [*INSTALLED_APPS, "logux_sync", "ours"]  # the engine alone, without model sync
 ROOT_URLCONF = "ours.urls"
 WSGI_APPLICATION = "ours.wsgi.application"
 

@@ -13,9 +13,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, close_old_connections, connections
 
 from logux_sync.exceptions import LoguxServerError
-from logux_sync.sync import broadcast
-from logux_sync.sync.models import LoguxOutbox
+from logux_sync.sync import delivery
+from logux_sync.sync.changes import payload_entries
 from logux_sync.sync.subscriptions import prune
+from logux_sync.sync.tables import LoguxOutbox
 
 logger = logging.getLogger("logux_sync.deliver")
 
@@ -53,7 +54,7 @@ class Command(BaseCommand):
         while not self.stopping:
             close_old_connections()
             try:
-                count = broadcast.deliver(
+                count = delivery.deliver(
                     limit=options["batch_size"],
                     using=options["database"],
                     ignore_backoff=options["ignore_backoff"],
@@ -88,7 +89,7 @@ class Command(BaseCommand):
             self._pause(options["interval"])
         try:
             rows = LoguxOutbox.objects.using(options["database"]).only("payload")
-            waiting = str(sum(len(broadcast.payload_entries(row.payload)) for row in rows.iterator()))
+            waiting = str(sum(len(payload_entries(row.payload)) for row in rows.iterator()))
         except DatabaseError:  # stopped while the database is away: still a clean stop
             waiting = "an unknown number of"
         self.stdout.write(f"Delivered {sent} action(s); {waiting} waiting.")

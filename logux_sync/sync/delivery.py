@@ -1,0 +1,278 @@
+"""Sending the outbox to the Logux server: the per-process sender thread, `deliver()` (also run by
+`manage.py logux_deliver`), and `capture()` for tests.
+
+No database transaction or lock is held while a request is in flight: rows are claimed in a short
+transaction, sent, then deleted or marked failed in another.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from ..client import add_batch
+from ..conf import logux_settings
+from ..exceptions import LoguxServerError
+from ..protocol import Action, RawMeta
+from .addressing import in_row_order
+from .changes import payload_entries
+from .clocks import now_ms
+from .tables import LoguxLateDelivery, LoguxOutbox
+
+logger = logging.getLogger("logux_sync.sync")
+
+
+_captures: list[Captured] = []
+
+
+# After a failed send, requests stop trying inline until this monotonic time; logux_deliver retries.
+_inline_paused_until = 0.0
+
+
+def after_commit(batch: str, using: str) -> None:
+    """A transaction wrote outbox rows (`batch`) and committed: hand them to the sender (DELIVERY).
+    Under capture() they go at once, in this thread. After a failed send, nothing is tried until the
+    backoff passes: the rows wait for logux_deliver."""
+    if _captures:
+        deliver(batch=batch, using=using)
+        return
+    mode = logux_settings.DELIVERY
+    if mode == "worker" or time.monotonic() < _inline_paused_until:
+        return
+    if mode == "inline":
+        deliver(batch=batch, using=using)
+    else:
+        sender.wake(batch, using)
+
+
+class Sender:
+    """The thread that delivers, in this process, the rows of each transaction that committed
+    (DELIVERY = "thread"): a request hands its transaction's batch over and returns at once, and a
+    slow or unreachable Logux server delays only this thread. Started on first use, also in each
+    process forked after that; at exit it gets a few seconds to finish what it was handed (the rest
+    waits in the outbox for logux_deliver)."""
+
+    EXIT_WAIT = 10.0
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+        atexit.register(self.drain, self.EXIT_WAIT)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._queue: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        self._pending = 0
+        self._thread: threading.Thread | None = None
+
+    def wake(self, batch: str, using: str) -> None:
+        with self._lock:
+            self._pending += 1
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="logux-sync-sender", daemon=True)
+                self._thread.start()
+        self._queue.put((batch, using))
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until everything handed over is delivered or given up (False after `timeout` s)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def _run(self) -> None:
+        while True:
+            batch, using = self._queue.get()
+            try:
+                if time.monotonic() >= _inline_paused_until:  # else the rows wait for logux_deliver
+                    deliver(batch=batch, using=using)
+            except Exception:
+                logger.exception("logux_sync: the sender failed to deliver batch %s; it waits in the outbox", batch)
+            finally:
+                # CONN_MAX_AGE decides, as after a request: this thread's connection is not kept forever.
+                close_old_connections()
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+
+sender = Sender()
+
+
+def backoff(attempts: int) -> datetime.timedelta:
+    return datetime.timedelta(seconds=min(logux_settings.OUTBOX_MAX_BACKOFF, 2 ** max(attempts - 1, 0)))
+
+
+def lease() -> datetime.timedelta:
+    """How long claimed rows stay another sender's to deliver: longer than the longest send (every
+    server's connect and read timeouts), after which rows of a sender that died are due again."""
+    urls = max(1, len(logux_settings.URLS))
+    return datetime.timedelta(seconds=urls * (logux_settings.CONNECT_TIMEOUT + logux_settings.READ_TIMEOUT) + 30)
+
+
+def deliver(
+    batch: str | None = None,
+    limit: int = 500,
+    using: str = DEFAULT_DB_ALIAS,
+    ignore_backoff: bool = False,
+    raise_errors: bool = False,
+) -> int:
+    """Send outbox entries (one transaction's, or the oldest due rows' up to about `limit` entries:
+    whole rows, at least one) in one request, oldest first; delete the rows delivered. Returns how
+    many entries were sent. A Logux outage is recorded on the rows (attempts, next attempt) and
+    raised only with `raise_errors`.
+
+    No transaction or lock is held while the request is in flight: the rows are claimed in a short
+    transaction (their next attempt moved past the send's longest duration, under a claim token; on
+    PostgreSQL rows another sender is claiming are skipped), then sent, then deleted or marked
+    failed in another short transaction. Several senders can run at once without sending a row twice
+    at the same moment."""
+    global _inline_paused_until
+
+    rows = _claim(batch, limit, using, ignore_backoff)
+    if not rows:
+        return 0
+    entries = [payload_entries(row.payload) for row in rows]
+    try:
+        per_row = in_row_order(entries, using)
+        pairs = [pair for row_pairs in per_row for pair in row_pairs]
+        send(pairs)
+    except LoguxServerError as exc:
+        _inline_paused_until = time.monotonic() + backoff(rows[0].attempts + 1).total_seconds()
+        _record_failure(rows, str(exc), using)
+        logger.warning("logux_sync: %d outbox action(s) wait for the Logux server: %s", sum(map(len, entries)), exc)
+        if raise_errors:
+            raise
+        return 0
+    except BaseException:
+        _release(rows, using)  # a bug or an interrupt: due again at once, for the next sender
+        raise
+    _inline_paused_until = 0.0
+    with transaction.atomic(using=using):
+        LoguxOutbox.objects.using(using).filter(id__in=[row.pk for row in rows], claim=rows[0].claim).delete()
+        # Deletions sent again on purpose (see _queue_echoes()) are not late deliveries.
+        timed = [
+            pair
+            for row, row_pairs in zip(rows, per_row, strict=True)
+            if not row.payload.get("echo")
+            for pair in row_pairs
+        ]
+        _remember_lateness(timed, using)
+    return sum(map(len, entries))
+
+
+def _claim(batch: str | None, limit: int, using: str, ignore_backoff: bool) -> list[LoguxOutbox]:
+    """Claim the rows to send, in one short transaction: theirs to deliver until the lease ends."""
+
+    now = timezone.now()
+    token = uuid.uuid4().hex
+    outbox = LoguxOutbox.objects.using(using)
+    # Due rows; with ignore_backoff also those waiting for a retry, but never one another sender holds.
+    available = Q(next_attempt_at__lte=now) | Q(claim="") if ignore_backoff else Q(next_attempt_at__lte=now)
+    with transaction.atomic(using=using):
+        qs = outbox.select_for_update(skip_locked=True).filter(available).order_by("id")
+        if batch is None:  # the oldest rows, about `limit` entries, widened to whole transactions
+            batches = {row.batch for row in _up_to(qs[:limit], limit)}
+        else:
+            batches = {batch}
+        # A transaction's rows go together, in order, in one request (another sender never has half).
+        candidates = list(qs.filter(batch__in=batches)) if batches else []
+        if not candidates:
+            return []
+        # Only rows no other sender claimed meanwhile (SQLite has no row locks: the UPDATE decides).
+        ids = [row.pk for row in candidates]
+        outbox.filter(available, id__in=ids).update(claim=token, next_attempt_at=now + lease())
+        claimed = {row.pk for row in outbox.filter(id__in=ids, claim=token).only("id")}
+    rows = [row for row in candidates if row.pk in claimed]
+    for row in rows:
+        row.claim = token
+    return rows
+
+
+def _release(rows: list[LoguxOutbox], using: str) -> None:
+
+    LoguxOutbox.objects.using(using).filter(id__in=[row.pk for row in rows], claim=rows[0].claim).update(
+        claim="", next_attempt_at=timezone.now()
+    )
+
+
+def _up_to(rows: QuerySet[LoguxOutbox], limit: int) -> list[LoguxOutbox]:
+    """The first rows holding at most `limit` entries in all (the first row whatever its size). Read
+    a few at a time: each row read is decoded, and one row may hold a large transaction's entries."""
+    taken: list[LoguxOutbox] = []
+    count = 0
+    for row in rows.iterator(chunk_size=16):
+        count += len(payload_entries(row.payload))
+        if count > limit and taken:
+            break
+        taken.append(row)
+    return taken
+
+
+# A change delivered this long (ms) after it was made counts as late for clients resubscribing with `since`.
+LATE_MS = 1000
+
+
+def _remember_lateness(pairs: list[tuple[Action, RawMeta]], using: str) -> None:
+
+    times = [meta["time"] for _, meta in pairs if isinstance(meta.get("time"), (int, float))]
+    now = now_ms()
+    if times and now - min(times) > LATE_MS:
+        LoguxLateDelivery.objects.using(using).create(delivered_at=now, oldest_time=min(times))
+
+
+def _record_failure(rows: list[LoguxOutbox], error: str, using: str) -> None:
+
+    now = timezone.now()
+    claim = rows[0].claim
+    for row in rows:
+        row.attempts += 1
+        row.next_attempt_at = now + backoff(row.attempts)
+        row.last_error = error[:1000]
+        row.claim = ""
+    outbox = LoguxOutbox.objects.using(using)
+    with transaction.atomic(using=using):
+        # Only rows still ours: after a lease ran out another sender may hold them.
+        mine = set(outbox.filter(id__in=[row.pk for row in rows], claim=claim).values_list("id", flat=True))
+        outbox.bulk_update(
+            [row for row in rows if row.pk in mine], ["attempts", "next_attempt_at", "last_error", "claim"]
+        )
+
+
+def send(pairs: list[tuple[Action, RawMeta]]) -> None:
+    if _captures:
+        for captured in _captures:
+            captured.extend(pairs)
+            captured.requests.append(pairs)
+        return
+    add_batch(pairs)
+
+
+class Captured(list[tuple[Action, RawMeta]]):
+    """What `capture()` collected: every `(action, meta)`, and `.requests`, one list per request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[list[tuple[Action, RawMeta]]] = []
+
+
+@contextmanager
+def capture() -> Iterator[Captured]:
+    """Collect what synced models would send to Logux instead of sending it."""
+    sent = Captured()
+    _captures.append(sent)
+    try:
+        yield sent
+    finally:
+        _captures.remove(sent)
