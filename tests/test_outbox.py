@@ -612,3 +612,21 @@ def test_delivery_modes(logux: FakeLogux, mode: str) -> None:
         assert logux.requests == [] and LoguxOutbox.objects.count() == 1
         call_command("logux_deliver", "--once")
     assert ids(logux.requests) == [["a"]] and not LoguxOutbox.objects.exists()
+
+
+def test_after_an_outage_the_sender_sends_the_next_change_within_seconds(
+    logux: FakeLogux, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No logux_deliver running: the sender itself sends what waited once the backoff (1 s) passes."""
+    with override_settings(LOGUX_SYNC={"SECRET": "secret", "DELIVERY": "thread"}):
+        logux.down = True
+        Task.objects.create(id="during", title="made while Logux is down")
+        assert delivery.sender.drain(10) and logux.requests == []
+        logux.down = False  # the server is back
+        back = time.monotonic()
+        Task.objects.create(id="after", title="the first change after it")
+        assert delivery.sender.drain(10)
+        took = time.monotonic() - back
+    # With it goes the change that waited (its first retry was due after a second, too), in order.
+    assert ids(logux.requests) == [["during", "after"]] and took < 2, took
+    assert not LoguxOutbox.objects.exists()

@@ -43,18 +43,17 @@ _inline_paused_until = 0.0
 
 def after_commit(batch: str, using: str) -> None:
     """A transaction wrote outbox rows (`batch`) and committed: hand them to the sender (DELIVERY).
-    Under capture() they go at once, in this thread. After a failed send, nothing is tried until the
-    backoff passes: the rows wait for logux_deliver."""
+    Under capture() they go at once, in this thread. After a failed send the sender thread waits for
+    the backoff to pass, then sends everything due; inline sends are skipped until it passes (the rows
+    wait for logux_deliver)."""
     if _captures:
         deliver(batch=batch, using=using)
         return
     mode = logux_settings.DELIVERY
-    if mode == "worker" or time.monotonic() < _inline_paused_until:
-        return
-    if mode == "inline":
+    if mode == "thread":
+        sender.wake(batch, using)  # the sender itself waits out a backoff
+    elif mode == "inline" and time.monotonic() >= _inline_paused_until:
         deliver(batch=batch, using=using)
-    else:
-        sender.wake(batch, using)
 
 
 class Sender:
@@ -94,17 +93,36 @@ class Sender:
     def _run(self) -> None:
         while True:
             batch, using = self._queue.get()
+            handled = 1
             try:
-                if time.monotonic() >= _inline_paused_until:  # else the rows wait for logux_deliver
+                pause = _inline_paused_until - time.monotonic()
+                if pause <= 0:
                     deliver(batch=batch, using=using)
+                else:
+                    # A send failed lately: wait out the backoff, then send everything due (this batch,
+                    # those handed over meanwhile, rows that waited), oldest first, in a few requests.
+                    time.sleep(pause)
+                    handled += self._take_queued()
+                    while time.monotonic() >= _inline_paused_until and deliver(using=using):
+                        pass
             except Exception:
                 logger.exception("logux_sync: the sender failed to deliver batch %s; it waits in the outbox", batch)
             finally:
                 # CONN_MAX_AGE decides, as after a request: this thread's connection is not kept forever.
                 close_old_connections()
                 with self._idle:
-                    self._pending -= 1
+                    self._pending -= handled
                     self._idle.notify_all()
+
+    def _take_queued(self) -> int:
+        """Empty the queue: what it held is sent with the rows due. How many batches it held."""
+        taken = 0
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                return taken
+            taken += 1
 
 
 sender = Sender()

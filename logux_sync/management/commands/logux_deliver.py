@@ -27,6 +27,10 @@ ONCE_ATTEMPTS = 5
 
 
 class Command(BaseCommand):
+    # No system checks at start: on Django 6.1 they query the database (the JSONField check), and a
+    # worker started while the database is locked or away must wait for it, not exit (`manage.py
+    # check` and `migrate` run them).
+    requires_system_checks: list[str] = []
     help = (
         "Deliver actions waiting in the outbox to the Logux server. Runs until SIGTERM/SIGINT "
         "(finishing the batch in hand), or drains once with --once (for cron)."
