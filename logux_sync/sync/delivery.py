@@ -18,8 +18,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.db import DEFAULT_DB_ALIAS, close_old_connections, transaction
-from django.db.models import Q, QuerySet
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, transaction
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from ..client import add_batch
@@ -199,6 +199,7 @@ def _claim(batch: str | None, limit: int, using: str, ignore_backoff: bool) -> l
     # Due rows; with ignore_backoff also those waiting for a retry, but never one another sender holds.
     available = Q(next_attempt_at__lte=now) | Q(claim="") if ignore_backoff else Q(next_attempt_at__lte=now)
     with transaction.atomic(using=using):
+        _write_lock_first(using)
         qs = outbox.select_for_update(skip_locked=True).filter(available).order_by("id")
         if batch is None:  # the oldest rows, about `limit` entries, widened to whole transactions
             batches = {row.batch for row in _up_to(qs[:limit], limit)}
@@ -216,6 +217,17 @@ def _claim(batch: str | None, limit: int, using: str, ignore_backoff: bool) -> l
     for row in rows:
         row.claim = token
     return rows
+
+
+def _write_lock_first(using: str) -> None:
+    """On SQLite, take the write lock at the start of a transaction that reads before it writes.
+
+    A deferred SQLite transaction that has read and then writes must upgrade its lock, and when another
+    connection is writing meanwhile (a request in this process) the upgrade fails at once with
+    "database is locked", without waiting its busy timeout. A write as its first statement takes the
+    lock (waiting the timeout if it must), as BEGIN IMMEDIATE would. It changes no row."""
+    if connections[using].vendor == "sqlite":
+        LoguxOutbox.objects.using(using).filter(pk=-1).update(claim="")
 
 
 def _release(rows: list[LoguxOutbox], using: str) -> None:
@@ -251,21 +263,15 @@ def _remember_lateness(pairs: list[tuple[Action, RawMeta]], using: str) -> None:
 
 
 def _record_failure(rows: list[LoguxOutbox], error: str, using: str) -> None:
-
-    now = timezone.now()
-    claim = rows[0].claim
-    for row in rows:
-        row.attempts += 1
-        row.next_attempt_at = now + backoff(row.attempts)
-        row.last_error = error[:1000]
-        row.claim = ""
-    outbox = LoguxOutbox.objects.using(using)
-    with transaction.atomic(using=using):
-        # Only rows still ours: after a lease ran out another sender may hold them.
-        mine = set(outbox.filter(id__in=[row.pk for row in rows], claim=claim).values_list("id", flat=True))
-        outbox.bulk_update(
-            [row for row in rows if row.pk in mine], ["attempts", "next_attempt_at", "last_error", "claim"]
-        )
+    """Give the rows back, due again after a backoff (one write: only rows still ours, since after a
+    lease ran out another sender may hold them)."""
+    attempts = max(row.attempts for row in rows) + 1
+    LoguxOutbox.objects.using(using).filter(id__in=[row.pk for row in rows], claim=rows[0].claim).update(
+        claim="",
+        attempts=F("attempts") + 1,
+        next_attempt_at=timezone.now() + backoff(attempts),
+        last_error=error[:1000],
+    )
 
 
 def send(pairs: list[tuple[Action, RawMeta]]) -> None:
