@@ -630,3 +630,14 @@ def test_after_an_outage_the_sender_sends_the_next_change_within_seconds(
     # With it goes the change that waited (its first retry was due after a second, too), in order.
     assert ids(logux.requests) == [["during", "after"]] and took < 2, took
     assert not LoguxOutbox.objects.exists()
+
+
+def test_a_rolled_back_transaction_then_a_new_connection_still_writes(logux: FakeLogux) -> None:
+    from django.db import connection
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Task.objects.create(id="a", title="A")
+        raise RuntimeError("rolled back")
+    connection.close()  # as at the end of a request (CONN_MAX_AGE 0)
+    Task.objects.create(id="b", title="B")  # the next request of this thread
+    assert ids(logux.requests) == [["b"]] and not LoguxOutbox.objects.exists()

@@ -71,7 +71,8 @@ def enqueue(entries: list[Entry], using: str = DEFAULT_DB_ALIAS) -> None:
     transaction, at once: they commit or roll back with it (and with its savepoints) like the rows
     they describe. Once it commits, its batch goes to the sender (see after_commit())."""
     wake = _Wake.current(using)
-    _insert(wake.cursor(), entries, wake.batch, wake.now, wake.now)
+    with wake.connection.cursor() as cursor:
+        _insert(cursor, entries, wake.batch, wake.now, wake.now)
     # Registered with every write: Django drops the callbacks of a savepoint that rolls back, and
     # only the transaction's remaining writes must wake the sender. It runs once.
     wake.connection.on_commit(wake, robust=True)
@@ -96,28 +97,19 @@ class _Wake:
         # The rows' created_at and first attempt: when the transaction wrote its first entry.
         self.now = _now(self.connection)
         self.done = False
-        self._cursor: Any = None
 
     @classmethod
     def current(cls, using: str) -> _Wake:
         wakes: dict[str, _Wake] = cls._local.__dict__.setdefault("wakes", {})
         wake = wakes.get(using)
-        if wake is None or wake.done or wake.connection.connection is None:  # ended, or the connection closed
+        if wake is None or wake.done:
             wake = wakes[using] = cls(using)
         return wake
-
-    def cursor(self) -> Any:
-        """One cursor for the transaction's writes (a cursor per save costs more than its INSERT)."""
-        if self._cursor is None:
-            self._cursor = self.connection.cursor()
-        return self._cursor
 
     def __call__(self) -> None:
         if self.done:
             return
         self.done = True
-        if self._cursor is not None:
-            self._cursor.close()
         delivery.after_commit(self.batch, self.using)
 
 
