@@ -11,11 +11,11 @@ from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 from django.db import models, router, transaction
-from django.db.models.query_utils import DeferredAttribute
 from django.db.models.signals import class_prepared
 from model_utils import FieldTracker
 from model_utils.tracker import FieldInstanceTracker, lightweight_deepcopy
 
+from ..compat import reads_instance_dict
 from .changes import Entry, change_entry, is_muted
 from .clocks import latest_time, server_meta, stamped
 from .options import LoguxOptions, to_wire
@@ -278,11 +278,6 @@ class LoguxSynced(models.Model):
         return bool(user.has_perm(perm) or user.has_perm(perm, self))
 
 
-def _reads_dict(descriptor: Any) -> bool:
-    """Does the descriptor return a loaded value straight from the instance dict (Django's column one)?"""
-    return getattr(type(descriptor), "__get__", None) is DeferredAttribute.__get__
-
-
 # Immutable values, which the snapshot keeps as they are (a deep copy of a datetime or a UUID takes
 # microseconds).
 _ATOMIC = frozenset(
@@ -370,7 +365,8 @@ class _Tracker(FieldTracker):
         self.model_class = sender
         setattr(sender, self.name, self)
         self.columns = {
-            name: (attname, _reads_dict(getattr(sender, attname, None))) for name, attname in self.field_map.items()
+            name: (attname, reads_instance_dict(getattr(sender, attname, None)))
+            for name, attname in self.field_map.items()
         }
         self.names = {**{name: name for name in self.columns}, **{a: name for name, (a, _) in self.columns.items()}}
         self.patch_save(sender)

@@ -75,7 +75,7 @@ def enqueue(entries: list[Entry], using: str = DEFAULT_DB_ALIAS) -> None:
         _insert(cursor, entries, wake.batch, wake.now, wake.now)
     # Registered with every write: Django drops the callbacks of a savepoint that rolls back, and
     # only the transaction's remaining writes must wake the sender. It runs once.
-    wake.connection.on_commit(wake, robust=True)
+    transaction.on_commit(wake, using=using, robust=True)
 
 
 class _Wake:
