@@ -175,7 +175,8 @@ class LoguxSynced(models.Model):
             if update_fields is not None:
                 kwargs["update_fields"] = {*update_fields, "logux_clocks"}
         using = kwargs.get("using") or (args[2] if len(args) > 2 else None)  # Django < 6 took it positionally
-        using = using or router.db_for_write(type(self), instance=self)
+        if using is None:  # handed to Model.save() too, which would ask the router again
+            using = kwargs["using"] = router.db_for_write(type(self), instance=self)
         # The post_save receiver (signals.on_post_save) queues exactly this edit.
         self.__dict__[PENDING] = (changed, None if saved is None else self._old_wire(saved, changed), meta)
         # The row and its outbox entry commit together, even in autocommit: a failure in queueing it

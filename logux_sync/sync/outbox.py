@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.backends.signals import connection_created
 from django.utils import timezone
 
 from ..protocol import Action, RawMeta
@@ -71,8 +72,7 @@ def enqueue(entries: list[Entry], using: str = DEFAULT_DB_ALIAS) -> None:
     transaction, at once: they commit or roll back with it (and with its savepoints) like the rows
     they describe. Once it commits, its batch goes to the sender (see after_commit())."""
     wake = _Wake.current(using)
-    with wake.connection.cursor() as cursor:
-        _insert(cursor, entries, wake.batch, wake.now, wake.now)
+    _insert(wake.cursor(), entries, wake.batch, wake.now, wake.now)
     # Registered with every write: Django drops the callbacks of a savepoint that rolls back, and
     # only the transaction's remaining writes must wake the sender. It runs once.
     transaction.on_commit(wake, using=using, robust=True)
@@ -97,6 +97,7 @@ class _Wake:
         # The rows' created_at and first attempt: when the transaction wrote its first entry.
         self.now = _now(self.connection)
         self.done = False
+        self._cursor: Any = None
 
     @classmethod
     def current(cls, using: str) -> _Wake:
@@ -106,11 +107,29 @@ class _Wake:
             wake = wakes[using] = cls(using)
         return wake
 
+    def cursor(self) -> Any:
+        """One cursor for the transaction's writes (a cursor per save costs a tenth of the save). A
+        new database connection forgets the wakes of the old one (see _forget_wakes)."""
+        if self._cursor is None:
+            self._cursor = self.connection.cursor()
+        return self._cursor
+
     def __call__(self) -> None:
         if self.done:
             return
         self.done = True
+        if self._cursor is not None:
+            self._cursor.close()
         delivery.after_commit(self.batch, self.using)
+
+
+def _forget_wakes(sender: Any, connection: Any, **kwargs: Any) -> None:
+    """A connection was opened in this thread: a wake of its alias (of a transaction that rolled back,
+    so never called) holds a cursor of the connection before it."""
+    _Wake._local.__dict__.get("wakes", {}).pop(connection.alias, None)
+
+
+connection_created.connect(_forget_wakes, dispatch_uid="logux_sync.sync.outbox.forget_wakes")
 
 
 _INSERT_COLUMNS = ("payload", "batch", "created_at", "attempts", "next_attempt_at", "last_error", "claim")

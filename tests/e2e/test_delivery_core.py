@@ -138,3 +138,26 @@ def test_two_workers_drain_one_outbox_sending_each_action_once(workdir: Path, pg
     assert all(counts) and sum(counts) == ROWS, outputs  # both took part
     with closing(pg.connect(pg_db)) as conn:
         assert conn.execute("SELECT count(*) FROM logux_sync_loguxoutbox").fetchone()[0] == 0
+
+
+REOPENED = """
+from django.contrib.auth.models import User
+from django.db import connection, transaction
+from board.models import Task
+from logux_sync.sync.tables import LoguxOutbox
+owner = User.objects.create_user("reopen")
+try:
+    with transaction.atomic():
+        Task.objects.create(id="rolled-back", title="A", owner=owner)
+        raise RuntimeError
+except RuntimeError:
+    pass
+connection.close()  # as at the end of a request
+Task.objects.create(id="next", title="B", owner=owner)  # the next request of this thread
+print(sorted(LoguxOutbox.objects.values_list("batch", flat=True)).__len__())
+"""
+
+
+def test_a_transaction_that_rolled_back_leaves_nothing_behind_for_the_next_connection(workdir: Path) -> None:
+    env = prepared_env(workdir, [9], DJANGO_SETTINGS_MODULE="tests.e2e.deliver_settings")
+    assert run_python(env, REOPENED, timeout=60).strip().splitlines()[-1] == "1"
