@@ -84,17 +84,20 @@ function protocolProblem(error, side) {
   )
 }
 
-function watchProtocol(event, side) {
-  client.node.on(event, error => {
+function onProtocolError(side) {
+  return error => {
     if (error.type === 'wrong-protocol' || error.type === 'wrong-subprotocol') {
       problem = protocolProblem(error, side)
       lastStatus = 'protocolError'
       showStatus()
     }
-  })
+  }
 }
-watchProtocol('error', 'server')
-watchProtocol('clientError', 'client')
+// catch(), not on(): without a catch() listener the node rethrows every error it reports, and a
+// refused WebSocket while the server is down would be an uncaught page error on every reconnect.
+// The status badge and the banner report those instead.
+client.node.catch(onProtocolError('server'))
+client.node.on('clientError', onProtocolError('client'))
 
 function showStatus() {
   let state = lastStatus
@@ -119,10 +122,17 @@ function showStatus() {
   showProblem(state)
 }
 
+// Whether a WebSocket to the server ever opened: if it did, the server is up and something else
+// (a wrong version, a refused login) is why the board did not load.
+let reached = false
+client.node.connection.on('connect', () => {
+  reached = true
+})
+
 // A board that never loaded would look empty, as if there were no cards: say why it is empty.
 function showProblem(state) {
   let text = problem
-  if (!text && state === 'disconnected' && current.isLoading) {
+  if (!text && state === 'disconnected' && current.isLoading && !reached) {
     text =
       `The Logux server at ${config.server} cannot be reached, so the board cannot load: is it running? ` +
       `\`${stack.run}\` starts it with Django. The page keeps trying.`
@@ -137,7 +147,8 @@ function showProblem(state) {
 
 status(client, (value, details) => {
   if (value === 'denied' || value === 'error') return // the edit's own promise reports it
-  if (value === 'protocolError') return // watchProtocol() has the details
+  // A wrong version ends the connection for good: later states (disconnected) would hide why.
+  if (value === 'protocolError' || problem) return // onProtocolError() has the details
   if (value === 'wrongCredentials') {
     // @logux/client 0.23 reports a refused token so; 0.21 as a syncError
     lastStatus = 'denied-login'
@@ -412,4 +423,4 @@ client.start()
 showStatus()
 
 // For poking at the client from the browser console (the browser tests read it too).
-window.board = { client, tasks }
+window.board = { client, tasks, change }
