@@ -22,11 +22,11 @@ import pytest
 
 from tests.e2e.servers import (
     ARTIFACTS,
-    bridge_server,
     EXAMPLE,
     NODE,
     ROOT,
     SQLITE_IMMEDIATE,
+    bridge_server,
     demo_users,
     drive,
     free_port,
