@@ -10,7 +10,7 @@ PYTHON312 ?= $(call find_python,3.12)
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install bridge example test test-django52 test-django60 lint bench clean browser-deps
+.PHONY: install bridge example example-proxy example-deps test test-django52 test-django60 lint bench clean browser-deps
 
 # $(call need_python,<variable>,<version>): stop with a clear message when no such interpreter was found.
 need_python = @test -n "$($(1))" || { echo "Python $(2) not found (neither in pyenv nor python$(2) on PATH): install it or run make $(1)=/path/to/python$(2)" >&2; exit 1; }
@@ -35,8 +35,29 @@ bridge: logux_sync/bridge/node_modules/.installed
 
 install: $(BIN)/.installed node_modules/.installed bridge
 
-example: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" bash example_project/run.sh
+# The example needs Django, gunicorn and the npm packages, not the test and lint tools: the `example`
+# extra into .venv (the test install, if there, already has it), and the npm trees without test-only
+# packages unless the full install is there already (npm ci would remove them).
+$(BIN)/.example: pyproject.toml
+	$(call need_python,PYTHON,3.13)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[example]' 'Django>=6.1,<6.2'
+	touch $@
+
+example-deps: $(BIN)/.example
+	@test -f node_modules/.installed -a node_modules/.installed -nt package-lock.json || \
+	  test -f node_modules/.example -a node_modules/.example -nt package-lock.json || \
+	  { npm ci --omit=dev --no-audit --no-fund --loglevel=error && touch node_modules/.example; }
+	@test -f logux_sync/bridge/node_modules/.installed -a logux_sync/bridge/node_modules/.installed -nt logux_sync/bridge/package-lock.json || \
+	  { npm ci --prefix logux_sync/bridge --no-audit --no-fund --loglevel=error && touch logux_sync/bridge/node_modules/.installed; }
+
+# Today's stack (the bridge on @logux/server 0.14, @logux/client 0.23); example-proxy: 0.13.1 + 0.21.
+example: example-deps
+	PATH="$(CURDIR)/$(BIN):$$PATH" LOGUX_STACK=bridge bash example_project/run.sh
+
+example-proxy: example-deps
+	PATH="$(CURDIR)/$(BIN):$$PATH" LOGUX_STACK=proxy bash example_project/run.sh
 
 lint: install
 	$(BIN)/ruff check .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from typing import Any
 
 from django.conf import settings
@@ -13,10 +14,19 @@ from .exceptions import ImproperlyConfigured
 
 HINT_SETTINGS = f"Set it in settings.{SETTING_NAME} (see the README's configuration reference)."
 
+# Django's cache backends that import their client library only on first use: without the library,
+# the first wrong secret would be a 500 instead of a 403, so `manage.py check` says so first.
+CACHE_CLIENTS = {
+    "django.core.cache.backends.redis.RedisCache": ("redis", "pip install 'logux-sync[redis]'"),
+    "django.core.cache.backends.memcached.PyMemcacheCache": ("pymemcache", "pip install pymemcache"),
+    "django.core.cache.backends.memcached.PyLibMCCache": ("pylibmc", "pip install pylibmc"),
+}
+
 
 @register(Tags.security, "logux_sync")
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """E001 secret, E002 auth function, E003 supported range, E004 settings dict, E005 URLs, W001 cache."""
+    """E001 secret, E002 auth function, E003 supported range, E004 settings dict, E005 URLs, E006 cache
+    client library, W001 cache."""
     messages: list[CheckMessage] = []
     try:
         _ = logux_settings.user_settings
@@ -70,6 +80,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         )
     alias = logux_settings.CACHE
     backend = settings.CACHES.get(alias, {}).get("BACKEND", "")
+    if backend in CACHE_CLIENTS and find_spec(CACHE_CLIENTS[backend][0]) is None:
+        module, install = CACHE_CLIENTS[backend]
+        messages.append(
+            Error(
+                f"The '{alias}' cache ({backend.rsplit('.', 1)[-1]}) needs the '{module}' package, which is not "
+                "installed: the Logux endpoint would fail on its first wrong secret.",
+                hint=f"Run `{install}`, or point LOGUX_SYNC['CACHE'] at another cache.",
+                id="logux_sync.E006",
+            )
+        )
     if backend.endswith(("LocMemCache", "DummyCache")):
         messages.append(
             Warning(

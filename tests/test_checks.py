@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
+from logux_sync import checks
 from logux_sync.checks import check_settings
 
 GOOD: dict[str, Any] = {"SECRET": "secret", "URLS": ["http://127.0.0.1:31337/"]}
@@ -109,6 +110,18 @@ def test_w001_looks_at_the_configured_alias() -> None:
     }
     assert ids(LOGUX_SYNC={**GOOD, "CACHE": "shared"}, CACHES=caches) == []
     assert ids(LOGUX_SYNC={**GOOD, "CACHE": "default"}, CACHES=caches) == ["logux_sync.W001"]
+
+
+def test_e006_a_cache_whose_client_library_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert errors(GOOD) == []  # redis is installed here
+    real = checks.find_spec
+    monkeypatch.setattr(checks, "find_spec", lambda name: None if name == "redis" else real(name))
+    with override_settings(LOGUX_SYNC=GOOD, CACHES=REDIS_CACHES):
+        [message] = check_settings()
+    assert isinstance(message, Error)
+    assert message.id == "logux_sync.E006"
+    assert "'redis'" in message.msg
+    assert message.hint is not None and "logux-sync[redis]" in message.hint
 
 
 def test_several_problems_are_reported_together() -> None:

@@ -10,9 +10,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.views import LoginView
+from django.core.exceptions import ImproperlyConfigured
 from django.views.generic import TemplateView
 
 from logux_sync import make_token
+from logux_sync.management.commands.logux_server import bridge_subprotocols
 
 from .models import Task
 
@@ -32,6 +34,27 @@ def logux_ws_url() -> str:
     return urlunsplit(("wss" if parts.scheme == "https" else "ws", parts.netloc, "/", "", ""))
 
 
+STACKS = ("bridge", "proxy")
+
+
+def logux_stack() -> str:
+    """The Logux stack the page's bundle is built for: `bridge` (@logux/client 0.23 for `manage.py
+    logux_server`, the default) or `proxy` (@logux/client 0.21 for @logux/server 0.13.1)."""
+    stack = str(getattr(settings, "BOARD_LOGUX_STACK", None) or os.environ.get("BOARD_LOGUX_STACK") or "bridge")
+    if stack not in STACKS:
+        raise ImproperlyConfigured(f"BOARD_LOGUX_STACK must be one of {', '.join(STACKS)}, not {stack!r}")
+    return stack
+
+
+def client_subprotocol(stack: str) -> str | int:
+    """The subprotocol the page's client sends: @logux/client 0.21 sends Django's semver string,
+    0.23 a whole number, the one the bridge maps back to `N.0.0` for Django."""
+    subprotocol = str(settings.LOGUX_SYNC.get("SUBPROTOCOL", "1.0.0"))
+    if stack == "proxy":
+        return subprotocol
+    return bridge_subprotocols(subprotocol, str(settings.LOGUX_SYNC.get("SUPPORTS", "^1.0.0")))[0]
+
+
 class BoardView(LoginRequiredMixin, TemplateView):
     """Three live columns of tasks; everything after the first paint happens over Logux."""
 
@@ -41,10 +64,12 @@ class BoardView(LoginRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         user = self.request.user
+        stack = logux_stack()
         context["columns"] = Task._meta.get_field("column").choices
+        context["bundle"] = f"board/app-{stack}.js"
         context["logux"] = {
             "server": logux_ws_url(),
-            "subprotocol": settings.LOGUX_SYNC.get("SUBPROTOCOL", "1.0.0"),
+            "subprotocol": client_subprotocol(stack),
             "userId": str(user.pk),
             "token": make_token(user),  # type: ignore[arg-type]
             # Cards show their owner's name; the example has a handful of users, so send them all.

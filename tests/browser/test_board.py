@@ -1,5 +1,6 @@
 """The example's board page in a real browser: Debian's Chromium, driven by playwright-core from Node,
-against gunicorn (2 workers) and Logux server 0.13.1.
+against gunicorn (2 workers) and each Logux stack: the bridge (`manage.py logux_server`'s bridge.mjs on
+@logux/server 0.14, the page built with @logux/client 0.23) and the 0.13.1 proxy (client 0.21).
 
 Each test runs one scenario of tests/browser/js/board.mjs, which logs alice and bob in through the
 login form and uses the page as people do; it prints what the pages showed and how long each step
@@ -25,6 +26,7 @@ from tests.e2e.servers import (
     NODE,
     ROOT,
     SQLITE_IMMEDIATE,
+    bridge_server,
     demo_users,
     drive,
     free_port,
@@ -43,10 +45,15 @@ SCREENSHOTS = ARTIFACTS / "screenshots"
 LIVE_MS = 1000  # another user's page shows an edit within a second
 
 
+STACKS = ["bridge", "proxy"]
+
+
 @dataclass
 class Board:
     env: dict[str, str]
     base: str
+    stack: str
+    extra: dict[str, str]  # more of the scenarios' config: pages served otherwise (deadBase, otherBase)
 
     def tasks(self) -> dict[str, dict[str, Any]]:
         """Every Task row as {title: {column, private, owner}}, read straight from the database."""
@@ -58,8 +65,15 @@ class Board:
         return python_json(self.env, code)  # type: ignore[no-any-return]
 
     def drive(self, scenario: str) -> dict[str, Any]:
-        config = {"base": self.base, "screenshots": str(SCREENSHOTS), "chromium": str(CHROMIUM), "timeout": LIVE_MS}
-        log = ARTIFACTS / f"browser-{scenario}.log"
+        config = {
+            "base": self.base,
+            "stack": self.stack,
+            "screenshots": str(SCREENSHOTS),
+            "chromium": str(CHROMIUM),
+            "timeout": LIVE_MS,
+            **self.extra,
+        }
+        log = ARTIFACTS / f"browser-{self.stack}-{scenario}.log"
         out = drive(DRIVER, scenario, json.dumps(config), timeout=60, log=log, note=f" (screenshots in {SCREENSHOTS})")
         result: dict[str, Any] = last_json(out)
         assert result["problems"] == [], result["problems"]
@@ -71,24 +85,43 @@ def build_bundle() -> None:
     subprocess.run([NODE, str(EXAMPLE / "board" / "frontend" / "build.mjs")], cwd=ROOT, check=True, timeout=60)
 
 
-@pytest.fixture(scope="module")
-def board(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Board]:
+def base_of(backend: str) -> str:
+    return backend.removesuffix("logux/").rstrip("/")
+
+
+@pytest.fixture(scope="module", params=STACKS)
+def board(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Board]:
+    stack: str = request.param
     if not CHROMIUM.exists():
         pytest.skip("needs Debian's chromium at /usr/bin/chromium: run `make browser-deps`")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     build_bundle()
-    tmp = tmp_path_factory.mktemp("board")
+    tmp = tmp_path_factory.mktemp(f"board-{stack}")
     logux_port = free_port()
-    env = prepared_env(tmp, [logux_port], DJANGO_SETTINGS_MODULE=SQLITE_IMMEDIATE)
+    env = prepared_env(tmp, [logux_port], DJANGO_SETTINGS_MODULE=SQLITE_IMMEDIATE, BOARD_LOGUX_STACK=stack)
     demo_users(env)
     with pytest.MonkeyPatch.context() as patch:
         # In development mode Logux server 0.13.1 answers an error on a closing socket by sending a debug
         # message to every client, which fails on that socket again: hundreds of "WS was closed" errors
         # in every open page whenever one goes offline. Production mode sends no debug messages.
         patch.setenv("NODE_ENV", "production")
-        with gunicorn(env, workers=2, name="gunicorn-board") as backend:
-            with logux_server(backend, port=logux_port, name="logux-board"):
-                yield Board(env=env, base=backend.removesuffix("logux/").rstrip("/"))
+        with gunicorn(env, workers=2, name=f"gunicorn-board-{stack}") as backend:
+            logux = (
+                bridge_server(backend, port=logux_port, name="bridge-board")
+                if stack == "bridge"
+                else logux_server(backend, port=logux_port, name="logux-board")
+            )
+            with logux:
+                # Two more pages of the same board, one worker each: one whose Logux server is down (a
+                # port nothing listens on), one built for the other stack's client.
+                other = next(s for s in STACKS if s != stack)
+                dead = {**env, "BOARD_LOGUX_WS_URL": f"ws://127.0.0.1:{free_port()}/"}
+                with gunicorn(dead, workers=1, name=f"gunicorn-board-{stack}-dead") as dead_backend:
+                    with gunicorn(
+                        {**env, "BOARD_LOGUX_STACK": other}, workers=1, name=f"gunicorn-board-{stack}-other"
+                    ) as other_backend:
+                        extra = {"deadBase": base_of(dead_backend), "otherBase": base_of(other_backend)}
+                        yield Board(env=env, base=base_of(backend), stack=stack, extra=extra)
 
 
 def test_the_board_page(board: Board) -> None:
@@ -161,3 +194,35 @@ def test_an_admin_edit_reaches_both_pages(board: Board) -> None:
     assert seen["alice"][seen["title"]]["column"] == "doing"
     assert seen["bob"][seen["title"]] == {"column": "doing", "owner": "bob", "private": False}
     assert board.tasks()[seen["title"]] == seen["bob"][seen["title"]]
+
+
+def test_an_edit_the_server_refuses_says_why(board: Board) -> None:
+    seen = board.drive("refused")
+
+    # Django's own validation message reaches the page, and the card keeps its title.
+    assert "Ensure this value has at most 200 characters (it has 201)." in seen["tooLong"], seen["tooLong"]
+    assert seen["empty"] == "A card needs a title: the old one stays."
+    assert seen["shownTitle"] == "todo"
+    assert board.tasks()[seen["title"]]["column"] == "todo"
+
+
+def test_a_board_whose_logux_server_is_down_says_so(board: Board) -> None:
+    seen = board.drive("down")  # drive() fails on any uncaught page error during the reconnects
+
+    assert seen["problem"].startswith("The Logux server at ws://127.0.0.1:"), seen["problem"]
+    assert "cannot be reached" in seen["problem"]
+    assert ("`make example`" if board.stack == "bridge" else "`make example-proxy`") in seen["problem"]
+    assert seen["status"] == "disconnected"
+    assert seen["loading"] == 1
+
+
+def test_a_page_of_the_other_stack_names_the_version_that_is_too_old(board: Board) -> None:
+    seen = board.drive("mismatch")
+
+    # The page holds the other stack's client: 0.21 is too old for the bridge's server, and the
+    # 0.13.1 server is too old for client 0.23.
+    too_old = "bundle has @logux/client 0.21" if board.stack == "bridge" else "the server is too old"
+    assert too_old in seen["problem"], seen["problem"]
+    assert "`make example`" in seen["problem"] and "`make example-proxy`" in seen["problem"]
+    assert seen["status"] == "disconnected: wrong Logux version"
+    assert "reload the page" not in seen["problem"]

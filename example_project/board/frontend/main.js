@@ -14,8 +14,25 @@ import {
 } from '@logux/client'
 import { nanoid } from 'nanoid'
 
+/* global LOGUX_STACK */
 const config = JSON.parse(document.getElementById('logux-config').textContent)
 const COLUMNS = ['todo', 'doing', 'done']
+// Which Logux stack this bundle was built for (build.mjs defines it): the client inside cannot talk
+// to the other stack's server, and the page says so in these words when that happens.
+const STACKS = {
+  bridge: {
+    client: '@logux/client 0.23 (Logux protocol 5)',
+    server: '@logux/server 0.14 through `manage.py logux_server`',
+    run: 'make example'
+  },
+  proxy: {
+    client: '@logux/client 0.21 (Logux protocol 4)',
+    server: '@logux/server 0.13.1 in proxy mode',
+    run: 'make example-proxy'
+  }
+}
+const stack = STACKS[LOGUX_STACK]
+const other = STACKS[LOGUX_STACK === 'bridge' ? 'proxy' : 'bridge']
 
 const client = new CrossTabClient({
   server: config.server,
@@ -32,6 +49,7 @@ const tasks = createFilter(client, Task, {})
 const board = document.getElementById('board')
 const statusBox = document.getElementById('status')
 const message = document.getElementById('message')
+const banner = document.getElementById('problem')
 const cards = new Map() // task id -> <li>
 let current = { isLoading: true }
 let editing = null // id of the card whose title is being edited
@@ -40,6 +58,46 @@ let waiting = 0 // edits sent but not yet confirmed by the server
 // ---- connection status -------------------------------------------------------------------------
 
 let lastStatus = 'connecting'
+let problem = null // a lasting reason the page cannot sync, shown above the board
+
+// The Logux server refused this client (`error` from the server: the page is older than the server)
+// or the client refused the server (`clientError`: the server is older). Both end the connection for
+// good, so say which side is too old and what to run instead of a bare "reload the page".
+function protocolProblem(error, side) {
+  const options = error.options || {}
+  if (error.type === 'wrong-subprotocol') {
+    return (
+      `The back end does not accept this page's subprotocol ${JSON.stringify(config.subprotocol)} ` +
+      `(it supports ${JSON.stringify(options.supported)}): LOGUX_SYNC["SUPPORTS"] in Django's settings ` +
+      'and the subprotocol the page sends disagree.'
+    )
+  }
+  const older =
+    side === 'server'
+      ? `The Logux server at ${config.server} wants protocol ${options.supported} or newer; this page's ` +
+        `bundle has ${stack.client}, which is too old for it.`
+      : `The Logux server at ${config.server} speaks protocol ${options.used}; this page's bundle has ` +
+        `${stack.client}, which needs protocol ${options.supported}: the server is too old for it.`
+  return (
+    `${older} The page was built for ${stack.server} (run \`${stack.run}\`); ` +
+    `that server looks like ${other.server} (run \`${other.run}\`). Start the matching pair, then reload.`
+  )
+}
+
+function onProtocolError(side) {
+  return error => {
+    if (error.type === 'wrong-protocol' || error.type === 'wrong-subprotocol') {
+      problem = protocolProblem(error, side)
+      lastStatus = 'protocolError'
+      showStatus()
+    }
+  }
+}
+// catch(), not on(): without a catch() listener the node rethrows every error it reports, and a
+// refused WebSocket while the server is down would be an uncaught page error on every reconnect.
+// The status badge and the banner report those instead.
+client.node.catch(onProtocolError('server'))
+client.node.on('clientError', onProtocolError('client'))
 
 function showStatus() {
   let state = lastStatus
@@ -54,18 +112,47 @@ function showStatus() {
     state = 'syncing' // connecting, connected, sending
   }
   label = state
-  if (lastStatus === 'protocolError') label = 'disconnected: reload the page'
+  if (lastStatus === 'protocolError') label = 'disconnected: wrong Logux version'
   if (lastStatus === 'denied-login') label = 'disconnected: log in again'
   if (waiting > 0 && state !== 'online') {
     label += ` · ${waiting} ${waiting === 1 ? 'edit' : 'edits'} waiting`
   }
   statusBox.dataset.state = state
   statusBox.querySelector('.label').textContent = label
+  showProblem(state)
+}
+
+// Whether a WebSocket to the server ever opened: if it did, the server is up and something else
+// (a wrong version, a refused login) is why the board did not load.
+let reached = false
+client.node.connection.on('connect', () => {
+  reached = true
+})
+
+// A board that never loaded would look empty, as if there were no cards: say why it is empty.
+function showProblem(state) {
+  let text = problem
+  if (!text && state === 'disconnected' && current.isLoading && !reached) {
+    text =
+      `The Logux server at ${config.server} cannot be reached, so the board cannot load: is it running? ` +
+      `\`${stack.run}\` starts it with Django. The page keeps trying.`
+  }
+  if (text) {
+    banner.textContent = text
+    banner.hidden = false
+  } else {
+    banner.hidden = true
+  }
 }
 
 status(client, (value, details) => {
   if (value === 'denied' || value === 'error') return // the edit's own promise reports it
-  if (value === 'syncError') {
+  // A wrong version ends the connection for good: later states (disconnected) would hide why.
+  if (value === 'protocolError' || problem) return // onProtocolError() has the details
+  if (value === 'wrongCredentials') {
+    // @logux/client 0.23 reports a refused token so; 0.21 as a syncError
+    lastStatus = 'denied-login'
+  } else if (value === 'syncError') {
     if (details && details.error && details.error.type === 'wrong-credentials') {
       lastStatus = 'denied-login'
     } else {
@@ -225,6 +312,7 @@ function updateCard(li, task) {
 function render(value) {
   current = value
   board.classList.toggle('loading', value.isLoading)
+  showProblem(statusBox.dataset.state)
   if (value.isLoading) return
   const seen = new Set()
   for (const column of COLUMNS) {
@@ -271,6 +359,7 @@ function startRename(li) {
     const text = input.value.trim()
     const task = taskOf(id)
     if (task) title.textContent = save && text ? text : task.title
+    if (save && !text) flash('A card needs a title: the old one stays.')
     if (save && text && task && text !== task.title) change(id, { title: text })
   }
   input.addEventListener('keydown', event => {
@@ -334,4 +423,4 @@ client.start()
 showStatus()
 
 // For poking at the client from the browser console (the browser tests read it too).
-window.board = { client, tasks }
+window.board = { client, tasks, change }

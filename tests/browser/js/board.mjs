@@ -29,7 +29,7 @@ function log(...args) {
   process.stderr.write(`[${new Date().toISOString()}] ${args.join(' ')}\n`)
 }
 
-async function login(browser, name) {
+async function login(browser, name, { base = config.base, online = true } = {}) {
   const context = await browser.newContext({ viewport: { width: 1180, height: 640 } })
   const page = await context.newPage()
   page.on('pageerror', error => problems.push(`${name}: ${error.message}`))
@@ -37,7 +37,7 @@ async function login(browser, name) {
     if (message.type() === 'error') {
       const text = message.text()
       // Chromium reports the refused reconnects of a page that is offline on purpose.
-      if (!/ERR_INTERNET_DISCONNECTED/.test(text)) problems.push(`${name} console: ${text}`)
+      if (!/ERR_INTERNET_DISCONNECTED/.test(text) && !(scenario === 'down' && /ERR_CONNECTION_REFUSED/.test(text))) problems.push(`${name} console: ${text}`)
     }
   })
   // The WebSocket's life, for the log of a failed run.
@@ -48,12 +48,16 @@ async function login(browser, name) {
     ws.on('socketerror', error => log(name, 'ws error', error))
     ws.on('close', () => log(name, 'ws closed'))
   })
-  await page.goto(config.base + '/')
+  await page.goto(base + '/')
   await page.fill('input[name=username]', name)
   await page.fill('input[name=password]', name)
   await page.click('button[type=submit]')
-  await page.waitForSelector('#status[data-state=online]', { timeout: 10000 })
-  await page.waitForSelector('#board:not(.loading)')
+  if (online) {
+    await page.waitForSelector('#status[data-state=online]', { timeout: 10000 })
+    await page.waitForSelector('#board:not(.loading)')
+  } else {
+    await page.waitForSelector('#status')
+  }
   pages.push(page)
   return { context, page, name }
 }
@@ -177,7 +181,60 @@ async function shot(user, name) {
   return path
 }
 
+// What a page says about a lasting problem (#problem) and its status badge, once the banner shows.
+async function problemOf(user) {
+  await user.page.waitForSelector('#problem:not([hidden])', { timeout: 10000 })
+  return {
+    problem: await user.page.textContent('#problem'),
+    status: await user.page.textContent('#status .label'),
+    loading: await user.page.locator('#board.loading').count()
+  }
+}
+
 const scenarios = {
+  // Edits the server refuses: the page says why (Django's validation message), and an empty title is
+  // refused by the page itself.
+  async refused(browser) {
+    const alice = await login(browser, 'alice')
+    const title = `Refused edits ${Date.now() % 100000}`
+    await add(alice, 'todo', title)
+    await within('alice sees her card', LIVE_MS, async () => (await columnOf(alice.page, title)) === 'todo')
+    await settled(alice)
+    const id = await card(alice.page, title).getAttribute('data-id')
+    const shown = async () => {
+      await alice.page.waitForSelector('#message:not([hidden])', { timeout: 5000 })
+      const text = await alice.page.textContent('#message')
+      await alice.page.evaluate(() => { document.getElementById('message').hidden = true })
+      return text
+    }
+    // The rename box stops at 200 characters, so a too-long title comes from code, as a script would.
+    await alice.page.evaluate(id => window.board.change(id, { title: 'x'.repeat(201) }), id)
+    const tooLong = await shown()
+    await within('the long title is undone', 3000, async () => (await columnOf(alice.page, title)) === 'todo')
+    await rename(alice, title, '   ')
+    const empty = await shown()
+    await settled(alice)
+    return { tooLong, empty, title, shownTitle: await columnOf(alice.page, title) }
+  },
+
+  // The page of a board whose Logux server does not answer (config.deadBase serves such a page).
+  async down(browser) {
+    const alice = await login(browser, 'alice', { base: config.deadBase, online: false })
+    const seen = await problemOf(alice)
+    // Let the client's reconnects fail a few times: none may become an uncaught page error.
+    await new Promise(resolve => setTimeout(resolve, 4000))
+    return seen
+  },
+
+  // A page built for the other stack's client (config.otherBase) against this stack's Logux server.
+  async mismatch(browser) {
+    const alice = await login(browser, 'alice', { base: config.otherBase, online: false })
+    await alice.page.waitForSelector('#status[data-state=disconnected]', { timeout: 10000 })
+    const seen = await problemOf(alice)
+    await shot(alice, `mismatch-${config.stack}`)
+    return seen
+  },
+
   // Alice's edits reach bob's page, and bob's reach alice's, each within LIVE_MS.
   async live(browser) {
     const alice = await login(browser, 'alice')
