@@ -167,8 +167,9 @@ def deliver(
         pairs = [pair for row_pairs in per_row for pair in row_pairs]
         send(pairs)
     except LoguxServerError as exc:
-        _inline_paused_until = time.monotonic() + backoff(rows[0].attempts + 1).total_seconds()
         _record_failure(rows, str(exc), using)
+        # Paused from after the rows' next attempt was set: when the pause ends, they are due too.
+        _inline_paused_until = time.monotonic() + backoff(rows[0].attempts + 1).total_seconds()
         logger.warning("logux_sync: %d outbox action(s) wait for the Logux server: %s", sum(map(len, entries)), exc)
         if raise_errors:
             raise
