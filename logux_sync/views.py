@@ -9,7 +9,6 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
-from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
@@ -105,13 +104,17 @@ def secret_matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
 
 
-# The Logux server authenticates with the shared secret, not a CSRF token.
-@method_decorator(csrf_exempt, name="dispatch")
 class LoguxView(View):
     """POST-only endpoint speaking Logux back-end protocol v4."""
 
     http_method_names = ["post"]
     dispatcher: Dispatcher = logux
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        # The Logux server authenticates with the shared secret, not a CSRF token. (Decorating the
+        # view function, not dispatch(): method_decorator() wraps the method anew on every request.)
+        return csrf_exempt(super().as_view(**initkwargs))
 
     def post(self, request: HttpRequest) -> HttpResponseBase:
         limit = logux_settings.MAX_BODY_SIZE
