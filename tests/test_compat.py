@@ -19,3 +19,27 @@ def test_a_descriptor_of_its_own_does_not() -> None:
     assert not reads_instance_dict(models.FileField().descriptor_class(models.FileField()))
     assert not reads_instance_dict(property(lambda self: 1))
     assert not reads_instance_dict(None)
+
+
+def test_the_model_utils_hooks_the_synced_tracker_extends_are_there() -> None:
+    """logux_sync.sync.models._Tracker extends django-model-utils' FieldTracker (pinned to 5.0.x): it
+    replaces `patch_init` (no snapshot in every __init__), `finalize_class` (no descriptor wrappers) and
+    `_patch` (the reset after save_base/refresh_from_db), and builds FieldInstanceTracker views. A
+    release that renames or reshapes them fails here first."""
+    import inspect
+
+    from model_utils.tracker import FieldInstanceTracker, FieldTracker, lightweight_deepcopy
+
+    assert list(inspect.signature(FieldTracker._patch).parameters) == ["self", "model", "method", "fields_kwarg"]
+    assert list(inspect.signature(FieldTracker.patch_init).parameters) == ["self", "model"]
+    assert list(inspect.signature(FieldTracker.patch_save).parameters) == ["self", "model"]
+    assert list(inspect.signature(FieldInstanceTracker.__init__).parameters) == [
+        "self",
+        "instance",
+        "fields",
+        "field_map",
+    ]
+    assert lightweight_deepcopy([1, {"a": 2}]) == [1, {"a": 2}]
+    # patch_save() still goes through _patch() for both methods the tracker resets after.
+    source = inspect.getsource(FieldTracker.patch_save)
+    assert "_patch(" in source and "save_base" in source and "refresh_from_db" in source
