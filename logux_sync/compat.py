@@ -16,3 +16,16 @@ from django.db.models.query_utils import DeferredAttribute
 def reads_instance_dict(descriptor: Any) -> bool:
     """Does `descriptor` return a loaded value straight from the instance dict (Django's column one)?"""
     return getattr(type(descriptor), "__get__", None) is DeferredAttribute.__get__
+
+
+def is_in_memory_sqlite(connection: Any) -> bool:
+    """Is `connection` an in-memory SQLite database (the test database Django makes for SQLite)?
+
+    Such a database has no busy timeout between connections (a second one gets "database table is
+    locked" at once), so model sync's sender thread cannot share it: sending then happens in the
+    committing thread. Django's own check, DatabaseWrapper.is_in_memory_db(), is not documented; the
+    names it recognises are."""
+    if connection.vendor != "sqlite":
+        return False
+    name = str(connection.settings_dict.get("NAME") or "")
+    return name == ":memory:" or "mode=memory" in name

@@ -43,3 +43,12 @@ def test_the_model_utils_hooks_the_synced_tracker_extends_are_there() -> None:
     # patch_save() still goes through _patch() for both methods the tracker resets after.
     source = inspect.getsource(FieldTracker.patch_save)
     assert "_patch(" in source and "save_base" in source and "refresh_from_db" in source
+
+
+def test_an_in_memory_sqlite_database_is_recognised() -> None:
+    from django.db import connection
+
+    from logux_sync.compat import is_in_memory_sqlite
+
+    # The test database Django made for tests/settings.py's ":memory:" (a shared-cache memory URI).
+    assert is_in_memory_sqlite(connection) and connection.is_in_memory_db()

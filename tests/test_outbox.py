@@ -595,6 +595,9 @@ def test_the_sender_thread_delivers_off_the_committing_thread(
         logux(pairs)
 
     monkeypatch.setattr(delivery, "add_batch", send)
+    # The test database is in memory, where sending stays in the committing thread; nothing else
+    # writes to it during this test, so the thread may share it here.
+    monkeypatch.setattr(delivery, "is_in_memory_sqlite", lambda connection: False)
     with override_settings(LOGUX_SYNC={"SECRET": "secret", "DELIVERY": "thread"}):
         with transaction.atomic():
             Task.objects.create(id="a", title="A")
@@ -602,6 +605,24 @@ def test_the_sender_thread_delivers_off_the_committing_thread(
         assert delivery.sender.drain(10)
     assert threads == ["logux-sync-sender"] and ids(logux.requests) == [["a", "b"]]
     assert not LoguxOutbox.objects.exists()
+
+
+def test_on_an_in_memory_database_the_committing_thread_sends(
+    logux: FakeLogux, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another connection cannot share an in-memory SQLite database (the test database): no thread."""
+    import threading
+
+    threads: list[str] = []
+
+    def send(pairs: list[tuple[dict, dict]]) -> None:
+        threads.append(threading.current_thread().name)
+        logux(pairs)
+
+    monkeypatch.setattr(delivery, "add_batch", send)
+    with override_settings(LOGUX_SYNC={"SECRET": "secret", "DELIVERY": "thread"}):
+        Task.objects.create(id="a", title="A")
+    assert ids(logux.requests) == [["a"]] and threads == [threading.current_thread().name]
 
 
 @pytest.mark.parametrize("mode", ["worker", "inline"])
@@ -618,6 +639,7 @@ def test_after_an_outage_the_sender_sends_the_next_change_within_seconds(
     logux: FakeLogux, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No logux_deliver running: the sender itself sends what waited once the backoff (1 s) passes."""
+    monkeypatch.setattr(delivery, "is_in_memory_sqlite", lambda connection: False)  # as above
     with override_settings(LOGUX_SYNC={"SECRET": "secret", "DELIVERY": "thread"}):
         logux.down = True
         Task.objects.create(id="during", title="made while Logux is down")

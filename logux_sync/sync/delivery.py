@@ -23,6 +23,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from ..client import add_batch
+from ..compat import is_in_memory_sqlite
 from ..conf import logux_settings
 from ..exceptions import LoguxServerError
 from ..protocol import Action, RawMeta
@@ -34,7 +35,14 @@ from .tables import LoguxLateDelivery, LoguxOutbox
 logger = logging.getLogger("logux_sync.sync")
 
 
-_captures: list[Captured] = []
+# The capture() blocks open in each thread: what a thread commits inside one is delivered at once in
+# that thread and collected; the sender thread's own sends (of earlier commits) are never collected.
+_capturing = threading.local()
+
+
+def _captures() -> list[Captured]:
+    captures: list[Captured] = _capturing.__dict__.setdefault("captures", [])
+    return captures
 
 
 # After a failed send, requests stop trying inline until this monotonic time; logux_deliver retries.
@@ -43,16 +51,17 @@ _inline_paused_until = 0.0
 
 def after_commit(batch: str, using: str) -> None:
     """A transaction wrote outbox rows (`batch`) and committed: hand them to the sender (DELIVERY).
-    Under capture() they go at once, in this thread. After a failed send the sender thread waits for
+    Under capture() they go at once, in this thread, and so they do on an in-memory SQLite database
+    (tests), which another thread cannot share. After a failed send the sender thread waits for
     the backoff to pass, then sends everything due; inline sends are skipped until it passes (the rows
     wait for logux_deliver)."""
-    if _captures:
+    if _captures():
         deliver(batch=batch, using=using)
         return
     mode = logux_settings.DELIVERY
-    if mode == "thread":
+    if mode == "thread" and not is_in_memory_sqlite(connections[using]):
         sender.wake(batch, using)  # the sender itself waits out a backoff
-    elif mode == "inline" and time.monotonic() >= _inline_paused_until:
+    elif mode != "worker" and time.monotonic() >= _inline_paused_until:
         deliver(batch=batch, using=using)
 
 
@@ -276,8 +285,9 @@ def _record_failure(rows: list[LoguxOutbox], error: str, using: str) -> None:
 
 
 def send(pairs: list[tuple[Action, RawMeta]]) -> None:
-    if _captures:
-        for captured in _captures:
+    captures = _captures()
+    if captures:
+        for captured in captures:
             captured.extend(pairs)
             captured.requests.append(pairs)
         return
@@ -294,10 +304,11 @@ class Captured(list[tuple[Action, RawMeta]]):
 
 @contextmanager
 def capture() -> Iterator[Captured]:
-    """Collect what synced models would send to Logux instead of sending it."""
+    """Collect what synced models would send to Logux instead of sending it: the changes this thread
+    commits inside the block, delivered at once whatever DELIVERY says."""
     sent = Captured()
-    _captures.append(sent)
+    _captures().append(sent)
     try:
         yield sent
     finally:
-        _captures.remove(sent)
+        _captures().remove(sent)
