@@ -583,18 +583,24 @@ def test_rows_claimed_by_one_sender_are_not_taken_by_another(logux: FakeLogux) -
     assert [r.pk for r in delivery._claim(None, 10, "default", ignore_backoff=False)] == [row.pk]
 
 
-def test_the_sender_thread_delivers_off_the_committing_thread(
-    logux: FakeLogux, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def sending_threads(logux: FakeLogux, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The name of the thread that made each request the fake Logux server gets."""
     import threading
 
-    threads: list[str] = []
+    names: list[str] = []
 
     def send(pairs: list[tuple[dict, dict]]) -> None:
-        threads.append(threading.current_thread().name)
+        names.append(threading.current_thread().name)
         logux(pairs)
 
     monkeypatch.setattr(delivery, "add_batch", send)
+    return names
+
+
+def test_the_sender_thread_delivers_off_the_committing_thread(
+    logux: FakeLogux, sending_threads: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The test database is in memory, where sending stays in the committing thread; nothing else
     # writes to it during this test, so the thread may share it here.
     monkeypatch.setattr(delivery, "is_in_memory_sqlite", lambda connection: False)
@@ -603,26 +609,17 @@ def test_the_sender_thread_delivers_off_the_committing_thread(
             Task.objects.create(id="a", title="A")
             Task.objects.create(id="b", title="B")
         assert delivery.sender.drain(10)
-    assert threads == ["logux-sync-sender"] and ids(logux.requests) == [["a", "b"]]
+    assert sending_threads == ["logux-sync-sender"] and ids(logux.requests) == [["a", "b"]]
     assert not LoguxOutbox.objects.exists()
 
 
-def test_on_an_in_memory_database_the_committing_thread_sends(
-    logux: FakeLogux, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_on_an_in_memory_database_the_committing_thread_sends(logux: FakeLogux, sending_threads: list[str]) -> None:
     """Another connection cannot share an in-memory SQLite database (the test database): no thread."""
     import threading
 
-    threads: list[str] = []
-
-    def send(pairs: list[tuple[dict, dict]]) -> None:
-        threads.append(threading.current_thread().name)
-        logux(pairs)
-
-    monkeypatch.setattr(delivery, "add_batch", send)
     with override_settings(LOGUX_SYNC={"SECRET": "secret", "DELIVERY": "thread"}):
         Task.objects.create(id="a", title="A")
-    assert ids(logux.requests) == [["a"]] and threads == [threading.current_thread().name]
+    assert ids(logux.requests) == [["a"]] and sending_threads == [threading.current_thread().name]
 
 
 @pytest.mark.parametrize("mode", ["worker", "inline"])
