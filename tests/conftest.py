@@ -8,7 +8,7 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-from logux_sync.registry import logux
+from logux_sync.testing import handlers_restored
 
 # Checks both stacks run live outside the test modules: keep pytest's detailed assertion messages.
 pytest.register_assert_rewrite("tests.e2e.matrix", "tests.e2e.scenarios")
@@ -68,9 +68,6 @@ def endpoint(client: Client) -> Endpoint:
 def _clean_state() -> Iterator[None]:
     """Each test starts with an empty cache and restores the registry it found."""
     cache.clear()
-    saved_actions = dict(logux.actions._handlers)
-    saved_channels = dict(logux.channels._handlers)
-    yield
-    logux.actions._handlers = saved_actions
-    logux.channels._handlers = saved_channels
+    with handlers_restored():
+        yield
     cache.clear()
