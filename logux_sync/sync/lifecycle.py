@@ -13,7 +13,8 @@ from ..protocol import Action, Meta
 from ..registry import logux
 from .commands import ListChannel, RowChannel
 from .options import WireError
-from .subscriptions import forget, subscription_key
+from .keys import subscription_key
+from .subscriptions import forget
 
 SERVER_USER = "server"
 
