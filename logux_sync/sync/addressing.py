@@ -23,8 +23,8 @@ from ..commands import load_users
 from ..protocol import Action, RawMeta, is_first_older
 from .changes import Change, Entry, is_change
 from .clocks import clock_meta, derived_id, field_clock
-from .options import LoguxOptions, WireError, synced_models, to_wire
 from .keys import match_key
+from .options import LoguxOptions, WireError, synced_models, to_wire
 from .subscriptions import filter_shapes, subscribers
 
 
@@ -114,7 +114,6 @@ def _subscribed_marks(opts: LoguxOptions, change: Change, nodes: list[str]) -> l
     return [(action, _extra_meta(change, nodes))]
 
 
-
 # Primary key types whose text in SQL (CAST AS a string) is `str(pk)`, the Logux user id.
 _TEXT_EXACT_PKS = (models.IntegerField, models.CharField, models.TextField)
 
@@ -128,7 +127,9 @@ def _canonical(opts: LoguxOptions, name: str, value: Any) -> Any:
         return value
 
 
-def _match_keys(opts: LoguxOptions, shapes: Iterable[list[str]], states: Iterable[Mapping[str, Any] | None]) -> set[str]:
+def _match_keys(
+    opts: LoguxOptions, shapes: Iterable[list[str]], states: Iterable[Mapping[str, Any] | None]
+) -> set[str]:
     """The match keys of the lists a row with any of these states belongs to, one per filter shape."""
     keys = set()
     for state in states:
@@ -242,7 +243,7 @@ def _address_by_can_read(plans: list[_Plan]) -> None:
         for key in plan.match_keys:
             reached += by_target.get((plural, "", key), ())
         per_change.append(reached)
-    for plan, reached in zip(plans, per_change):
+    for plan, reached in zip(plans, per_change, strict=True):
         now: dict[str, bool] = {}
         before: dict[str, bool] = {}
         old = plan.before() if plan.transition else None

@@ -60,6 +60,7 @@ class Note(LoguxSynced):
         @staticmethod
         def readers(obj: "Note") -> Q:
             return Q(pk=obj.owner_id)
+
         can_delete = staticmethod(_owner_only)
 
         @staticmethod
