@@ -44,12 +44,12 @@ def populate(subscriptions: int, users: int) -> Any:
     """N subscriptions of U users to the list the card is in; returns the card."""
     from django.contrib.auth.models import User
     from django.utils import timezone
+    from syncapp.models import Card
 
     from logux_sync import muted
     from logux_sync.sync.keys import match_key, shape_key, subscription_key
     from logux_sync.sync.models import LoguxSubscription
     from logux_sync.sync.subscriptions import remember
-    from syncapp.models import Card
 
     LoguxSubscription.objects.all().delete()
     with muted():
@@ -156,9 +156,8 @@ def main() -> int:
                 if target is not None and after > target:
                     flag = f"  > {target:.0f} ms target"
                     missed.append((subscriptions, users, name))
-                print(
-                    f"{subscriptions:>8} {users:>6}  {name:<9}{address:>11.2f}{after:>17.2f}{queries:>9}{nodes:>8}{flag}"
-                )
+                row = f"{subscriptions:>8} {users:>6}  {name:<9}{address:>11.2f}{after:>17.2f}{queries:>9}{nodes:>8}"
+                print(row + flag)
     if missed:
         print("missed targets:", missed)
     return 1 if missed else 0

@@ -178,6 +178,8 @@ class _Plan:
     match_keys: set[str] = field(default_factory=set)
     # (node id, is a plural list, may read now, could read before) per subscribed node
     reached: list[tuple[str, bool, bool, bool]] = field(default_factory=list)
+    # Every reached node could read the row before exactly when it may now (the same readers)
+    same_readers: bool = False
 
     @property
     def transition(self) -> bool:
@@ -215,13 +217,14 @@ def _address_by_readers(plan: _Plan, now: Q | bool) -> None:
             assert isinstance(reads_now, Q)
             qs = qs.filter(reads_now)
         rows = [(n, p, True, True) for n, p in qs.values_list("node_id", "plural_list")]
+        plan.same_readers = True
     else:
         either = [c for c in (reads_now, read_before) if c is not False]
         if True not in either:
             qs = qs.filter(Q(*either, _connector=Q.OR))  # type: ignore[arg-type]
         qs = qs.annotate(logux_now=_flag(reads_now), logux_before=_flag(read_before))
         rows = list(qs.values_list("node_id", "plural_list", "logux_now", "logux_before"))
-    plan.reached = [row for row in rows if _not_excluded(plan, row[0])]
+    plan.reached = [row for row in rows if _not_excluded(plan, row[0])] if plan.change.exclude_client else rows
 
 
 def _address_by_can_read(plans: list[_Plan]) -> None:
@@ -279,17 +282,19 @@ def _pairs(plan: _Plan) -> list[tuple[Action, RawMeta]]:
     joined: list[str] = []
     listing: set[str] = set()  # nodes that get the row through a createFilter list
     seen: set[str] = set()
-    for node_id, plural_list, now, before in plan.reached:
+    simple = not plan.transition or plan.same_readers
+    if simple:  # the common case, in bulk: once per node that may read it now
+        nodes = list(dict.fromkeys(node_id for node_id, _, now, _ in plan.reached if now))
+        if change.kind == "created":
+            listing = {node_id for node_id, plural_list, _, _ in plan.reached if plural_list}
+    for node_id, plural_list, now, before in () if simple else plan.reached:
         if plural_list:
             listing.add(node_id)
         # A node subscribed several ways (its row and a list) gets each action once.
         if node_id in seen:
             continue
         seen.add(node_id)
-        if not plan.transition:
-            if now:
-                nodes.append(node_id)
-        elif now:
+        if now:
             (nodes if before else joined).append(node_id)
         elif before:
             gone.append(node_id)
