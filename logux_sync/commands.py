@@ -19,20 +19,41 @@ LoadResult = Action | Iterable[Action] | Iterable[tuple[Action, RawMeta]] | Iter
 
 def load_user(user_id: str | None) -> AbstractBaseUser | AnonymousUser:
     """The Django user whose primary key is the Logux user id, or AnonymousUser."""
+    return load_users([user_id or ""])[user_id or ""]
+
+
+# Primary keys per query in load_users(): far below every database's parameter limit.
+_USERS_PER_QUERY = 2000
+
+
+def load_users(user_ids: Iterable[str]) -> dict[str, AbstractBaseUser | AnonymousUser]:
+    """The Django users whose primary keys are these Logux user ids, by id, one query per 2,000:
+    AnonymousUser for an empty, unknown, malformed or inactive one."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import AnonymousUser
     from django.core.exceptions import ValidationError
 
-    if not user_id or user_id == "false":
-        return AnonymousUser()
     model = get_user_model()
-    try:
-        user = model._default_manager.filter(pk=user_id).first()
-    except (ValueError, TypeError, ValidationError):
-        user = None
-    if user is None or not getattr(user, "is_active", True):
-        return AnonymousUser()
-    return user
+    pk_field = model._meta.pk
+    assert pk_field is not None
+    found: dict[str, AbstractBaseUser | AnonymousUser] = {}
+    wanted: dict[Any, list[str]] = {}
+    for user_id in set(user_ids):
+        found[user_id] = AnonymousUser()
+        if not user_id or user_id == "false":
+            continue
+        try:
+            pk = pk_field.get_prep_value(pk_field.to_python(user_id))
+        except (ValueError, TypeError, ValidationError):
+            continue
+        wanted.setdefault(pk, []).append(user_id)
+    pks = list(wanted)
+    for start in range(0, len(pks), _USERS_PER_QUERY):
+        for user in model._default_manager.filter(pk__in=pks[start : start + _USERS_PER_QUERY]):
+            if getattr(user, "is_active", True):
+                for user_id in wanted.get(pk_field.get_prep_value(user.pk), ()):
+                    found[user_id] = user
+    return found
 
 
 class BaseCommand:

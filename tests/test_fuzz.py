@@ -39,6 +39,7 @@ from logux_sync.conf import logux_settings
 from logux_sync.protocol import MAX_DEPTH, TOO_MANY_ATTEMPTS, WRONG_BODY, WRONG_SECRET, WRONG_VERSION
 from logux_sync.sync import delivery
 from logux_sync.sync.models import LoguxSubscription
+from logux_sync.sync.tables import LoguxFilterShape
 from logux_sync.testing import capture
 from tests.test_app.models import Counter, Note, Project, Task
 
@@ -711,10 +712,14 @@ def test_reader_with_hostile_subscriptions(world: None, sent: delivery.Captured,
     post(encode(envelope(commands)))
     after = snapshot()
     assert sent[before_sent:] == []  # reading sends nothing
-    subscription = LoguxSubscription._meta.label
-    if {k: v for k, v in after.items() if k != subscription} != {k: v for k, v in before.items() if k != subscription}:
+    # What a subscribe remembers: the subscription, and the filter shape its lists are looked up by.
+    remembered = {LoguxSubscription._meta.label, LoguxFilterShape._meta.label}
+    if {k: v for k, v in after.items() if k not in remembered} != {
+        k: v for k, v in before.items() if k not in remembered
+    }:
         STATS["db_changes"] += 1
         raise AssertionError("a subscribe changed rows other than the remembered subscriptions")
+    assert LoguxFilterShape.objects.count() <= 2 ** len(Task._logux.fields) + 2 ** len(Note._logux.fields)
     for row in LoguxSubscription.objects.all():
         if row.row_id and row.plural in SYNCED and row.user_id == str(VIEWER) and row.filter == {}:
             continue  # a row channel: changes reach it only while the viewer may read the row

@@ -1,19 +1,31 @@
 """Who receives a change: the nodes subscribed to its row or to a list it matches (before or after
 it), whose user may read the row now. Never a channel as a whole: in proxy mode the Logux server
-filters nothing per subscriber."""
+filters nothing per subscriber.
+
+The cost does not grow with the subscribers in Python where the model says who its readers are
+(`LoguxMeta.readers`): the subscriptions a change reaches are found by index (its row, and the lists
+whose filter digest equals its values' digest, one per filter shape), joined in the same query with
+the users the row's `readers` Q selects. Without that hook each distinct subscribed user is loaded (in
+bulk) and asked `can_read`, once per change."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS
+from django.contrib.auth import get_user_model
+from django.db import DEFAULT_DB_ALIAS, models
+from django.db.models import Case, Q, QuerySet, Value, When
+from django.db.models.functions import Cast
 
-from ..commands import load_user
+from ..commands import load_users
 from ..protocol import Action, RawMeta, is_first_older
 from .changes import Change, Entry, is_change
 from .clocks import clock_meta, derived_id, field_clock
-from .options import LoguxOptions, synced_models
-from .subscriptions import active_subscriptions, is_plural_list
+from .keys import match_key
+from .options import LoguxOptions, WireError, synced_models, to_wire
+from .subscriptions import filter_shapes, subscribers
 
 
 def _objects(changes: list[Change], using: str) -> dict[tuple[str, str], Any]:
@@ -102,6 +114,207 @@ def _subscribed_marks(opts: LoguxOptions, change: Change, nodes: list[str]) -> l
     return [(action, _extra_meta(change, nodes))]
 
 
+# Primary key types whose text in SQL (CAST AS a string) is `str(pk)`, the Logux user id.
+_TEXT_EXACT_PKS = (models.IntegerField, models.CharField, models.TextField)
+
+
+def _canonical(opts: LoguxOptions, name: str, value: Any) -> Any:
+    """A row's wire value as a filter on `name` stores it (normalize_filter), so equal values digest
+    alike whatever Python type the row carried (an int in a float field)."""
+    try:
+        return to_wire(opts.python_value(name, value))
+    except WireError:
+        return value
+
+
+def _match_keys(
+    opts: LoguxOptions, shapes: Iterable[list[str]], states: Iterable[Mapping[str, Any] | None]
+) -> set[str]:
+    """The match keys of the lists a row with any of these states belongs to, one per filter shape."""
+    keys = set()
+    for state in states:
+        if state is None:
+            continue
+        for names in shapes:
+            keys.add(match_key({name: _canonical(opts, name, state.get(name)) for name in names}))
+    return keys
+
+
+def _readers_bulk_ok() -> bool:
+    """Can the user model's primary keys be compared with Logux user ids in SQL?"""
+    pk = get_user_model()._meta.pk
+    return isinstance(pk, _TEXT_EXACT_PKS)
+
+
+def reader_ids(readers: Q) -> QuerySet[Any, Any]:
+    """The Logux user ids (primary keys as text) of the active users `readers` selects, as a subquery."""
+    users = get_user_model()._default_manager.filter(readers)
+    if any(f.name == "is_active" for f in get_user_model()._meta.concrete_fields):
+        users = users.filter(is_active=True)
+    return users.annotate(logux_user_id=Cast("pk", output_field=models.CharField())).values("logux_user_id")
+
+
+def _reads(readers: Q | bool) -> Q | bool:
+    """`readers` as a condition on subscriptions: True (all), False (none), or a Q on their user."""
+    if isinstance(readers, bool):
+        return readers
+    return Q(user_id__in=reader_ids(readers))
+
+
+def _flag(condition: Q | bool) -> Any:
+    if isinstance(condition, bool):
+        return Value(condition)
+    return Case(When(condition, then=Value(True)), default=Value(False))
+
+
+@dataclass
+class _Plan:
+    """One change on its way to be addressed."""
+
+    change: Change
+    opts: LoguxOptions
+    action: Action
+    obj: Any  # the row whose readers get it; None: it reaches no one
+    match_keys: set[str] = field(default_factory=set)
+    # (node id, is a plural list, may read now, could read before) per subscribed node
+    reached: list[tuple[str, bool, bool, bool]] = field(default_factory=list)
+    # Every reached node could read the row before exactly when it may now (the same readers)
+    same_readers: bool = False
+
+    @property
+    def transition(self) -> bool:
+        """Does readability before the change count (a change of a row that existed)?"""
+        return self.change.kind == "changed" and self.change.old is not None
+
+    def before(self) -> Any:
+        assert self.change.old is not None
+        return self.opts.instance_from_wire(self.change.wire_id, self.change.old)
+
+    def candidates(self) -> QuerySet[Any, Any]:
+        return subscribers([(self.change.plural, self.change.wire_id, self.match_keys)])
+
+
+def _not_excluded(plan: _Plan, node_id: str) -> bool:
+    return plan.change.exclude_client is None or ":".join(node_id.split(":")[:2]) != plan.change.exclude_client
+
+
+def _address_by_readers(plan: _Plan, now: Q | bool) -> None:
+    """Fill `plan.reached` with one query: the change's subscriptions joined with the row's readers
+    (now, and before the change when that differs)."""
+    before = now
+    if plan.transition:
+        before_readers = plan.before().logux_readers()
+        if before_readers is None:  # the hook declined for the old state: ask can_read for both
+            _address_by_can_read([plan])
+            return
+        before = before_readers
+    reads_now, read_before = _reads(now), _reads(before)
+    if reads_now is False and read_before is False:
+        return
+    qs = plan.candidates()
+    if now == before:
+        if reads_now is not True:
+            assert isinstance(reads_now, Q)
+            qs = qs.filter(reads_now)
+        rows = [(n, p, True, True) for n, p in qs.values_list("node_id", "plural_list")]
+        plan.same_readers = True
+    else:
+        either = [c for c in (reads_now, read_before) if c is not False]
+        if True not in either:
+            qs = qs.filter(Q(*either, _connector=Q.OR))  # type: ignore[arg-type]
+        qs = qs.annotate(logux_now=_flag(reads_now), logux_before=_flag(read_before))
+        rows = list(qs.values_list("node_id", "plural_list", "logux_now", "logux_before"))
+    plan.reached = [row for row in rows if _not_excluded(plan, row[0])] if plan.change.exclude_client else rows
+
+
+def _address_by_can_read(plans: list[_Plan]) -> None:
+    """Fill `plan.reached` asking `can_read` once per change and distinct user: the subscriptions of
+    every change in one query, their users in bulk (one query per 2,000)."""
+    if not plans:
+        return
+    targets = [(plan.change.plural, plan.change.wire_id, plan.match_keys) for plan in plans]
+    fields = ("node_id", "user_id", "plural_list", "plural", "row_id", "match_key")
+    subs = list(subscribers(targets).values_list(*fields))
+    users = load_users({sub[1] for sub in subs})
+    by_target: dict[tuple[str, str, str], list[tuple[str, str, bool]]] = {}
+    for node_id, user_id, plural_list, plural, row_id, key in subs:
+        by_target.setdefault((plural, row_id, "" if row_id else key), []).append((node_id, user_id, plural_list))
+    per_change: list[list[tuple[str, str, bool]]] = []
+    for plan in plans:
+        plural = plan.change.plural
+        reached = list(by_target.get((plural, plan.change.wire_id, ""), ()))
+        for key in plan.match_keys:
+            reached += by_target.get((plural, "", key), ())
+        per_change.append(reached)
+    for plan, reached in zip(plans, per_change, strict=True):
+        now: dict[str, bool] = {}
+        before: dict[str, bool] = {}
+        old = plan.before() if plan.transition else None
+        for node_id, user_id, plural_list in reached:
+            if not _not_excluded(plan, node_id):
+                continue
+            if user_id not in now:
+                now[user_id] = bool(plan.obj.logux_can_read(users[user_id]))
+                before[user_id] = bool(old.logux_can_read(users[user_id])) if old is not None else now[user_id]
+            plan.reached.append((node_id, plural_list, now[user_id], before[user_id]))
+
+
+def _plan(change: Change, objects: dict[tuple[str, str], Any], shapes: dict[str, list[list[str]]]) -> _Plan:
+    opts = synced_models[change.plural]._logux
+    obj = _target(change, objects)
+    action = change.action()
+    if obj is not None and change.kind != "deleted":
+        action["fields"] = current = _still_current(change, obj)
+        if not current:
+            obj = None  # every field was overwritten since: the newer edits' own changes tell
+    plan = _Plan(change=change, opts=opts, action=action, obj=obj)
+    if obj is not None:
+        plan.match_keys = _match_keys(opts, shapes.get(change.plural, ()), (change.old, change.new))
+    return plan
+
+
+def _pairs(plan: _Plan) -> list[tuple[Action, RawMeta]]:
+    """The change's actions for the nodes it reached: the change to those that may read the row now
+    (and could before), `created` to those that may read it only now, `deleted` to those that no longer may."""
+    change, opts = plan.change, plan.opts
+    nodes: list[str] = []
+    gone: list[str] = []
+    joined: list[str] = []
+    listing: set[str] = set()  # nodes that get the row through a createFilter list
+    seen: set[str] = set()
+    simple = not plan.transition or plan.same_readers
+    if simple:  # the common case, in bulk: once per node that may read it now
+        nodes = list(dict.fromkeys(node_id for node_id, _, now, _ in plan.reached if now))
+        if change.kind == "created":
+            listing = {node_id for node_id, plural_list, _, _ in plan.reached if plural_list}
+    for node_id, plural_list, now, before in () if simple else plan.reached:
+        if plural_list:
+            listing.add(node_id)
+        # A node subscribed several ways (its row and a list) gets each action once.
+        if node_id in seen:
+            continue
+        seen.add(node_id)
+        if now:
+            (nodes if before else joined).append(node_id)
+        elif before:
+            gone.append(node_id)
+    meta: RawMeta = {**change.meta, "nodes": nodes}
+    if change.exclude_client:
+        meta["excludeClients"] = [change.exclude_client]
+    pairs: list[tuple[Action, RawMeta]] = []
+    if change.kind == "created":
+        pairs += _subscribed_marks(opts, change, [n for n in nodes if n in listing])
+    pairs.append((plan.action, meta))
+    if joined and change.new is not None:
+        pairs += _subscribed_marks(opts, change, [n for n in joined if n in listing])
+        action = {"type": f"{change.plural}/created", "id": change.wire_id, "fields": change.new}
+        pairs.append((action, _extra_meta(change, joined)))
+    if gone:
+        action = {"type": f"{change.plural}/deleted", "id": change.wire_id}
+        pairs.append((action, _extra_meta(change, gone)))
+    return pairs
+
+
 def address_each(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[list[tuple[Action, RawMeta]]]:
     """Each change as `(action, meta)` addressed to nodes, never to a channel as a whole: the nodes
     subscribed to its row, or to a list or derived channel whose filter matches its old or new state,
@@ -109,71 +322,26 @@ def address_each(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[l
 
     A change that makes the row unreadable for a subscriber reaches it as `<plural>/deleted`, and one
     that makes it readable as `<plural>/created` with every field: for that user the row left or
-    joined the set it may see."""
+    joined the set it may see.
+
+    Queries: the rows (one per model), the filter shapes (one), then one per change whose model has
+    `readers` (subscriptions joined with readers), and for the others together one for their
+    subscriptions and one per 2,000 distinct users."""
 
     if not changes:
         return []
-    subscriptions = active_subscriptions({(c.plural, c.wire_id) for c in changes})
-    # Once per subscription, not per change and subscription (the check encodes its filter).
-    plural_lists = {id(sub) for subs in subscriptions.values() for sub in subs if is_plural_list(sub)}
     objects = _objects(changes, using)
-    users: dict[str, Any] = {}
-    addressed = []
-    for change in changes:
-        opts = synced_models[change.plural]._logux
-        obj = _target(change, objects)
-        action = change.action()
-        if obj is not None and change.kind != "deleted":
-            action["fields"] = current = _still_current(change, obj)
-            if not current:
-                obj = None  # every field was overwritten since: the newer edits' own changes tell
-        nodes: list[str] = []
-        gone: list[str] = []
-        joined: list[str] = []
-        before: Any = None  # the row as it was, rebuilt on first need
-        seen: set[str] = set()
-        listing: set[str] = set()  # nodes that get the row through a createFilter list
-        for sub in subscriptions.get(change.plural, ()):
-            client = ":".join(sub.node_id.split(":")[:2])
-            # A node subscribed several ways (its row and a list) gets each action once.
-            if client == change.exclude_client or obj is None or sub.node_id in seen:
-                continue
-            if sub.row_id:
-                if sub.row_id != change.wire_id:
-                    continue
-            elif not any(s is not None and opts.matches(sub.filter, s) for s in (change.old, change.new)):
-                continue
-            seen.add(sub.node_id)
-            if id(sub) in plural_lists:
-                listing.add(sub.node_id)
-            if sub.user_id not in users:
-                users[sub.user_id] = load_user(sub.user_id)
-            user = users[sub.user_id]
-            readable = obj.logux_can_read(user)
-            if change.kind != "changed" or change.old is None:
-                if readable:
-                    nodes.append(sub.node_id)
-                continue
-            if before is None:
-                before = opts.instance_from_wire(change.wire_id, change.old)
-            was_readable = before.logux_can_read(user)
-            if readable:
-                (nodes if was_readable else joined).append(sub.node_id)
-            elif was_readable:
-                gone.append(sub.node_id)
-        meta: RawMeta = {**change.meta, "nodes": nodes}
-        if change.exclude_client:
-            meta["excludeClients"] = [change.exclude_client]
-        pairs: list[tuple[Action, RawMeta]] = []
-        if change.kind == "created":
-            pairs += _subscribed_marks(opts, change, [n for n in nodes if n in listing])
-        pairs.append((action, meta))
-        if joined and change.new is not None:
-            pairs += _subscribed_marks(opts, change, [n for n in joined if n in listing])
-            action = {"type": f"{change.plural}/created", "id": change.wire_id, "fields": change.new}
-            pairs.append((action, _extra_meta(change, joined)))
-        if gone:
-            action = {"type": f"{change.plural}/deleted", "id": change.wire_id}
-            pairs.append((action, _extra_meta(change, gone)))
-        addressed.append(pairs)
-    return addressed
+    shapes = filter_shapes({c.plural for c in changes})
+    plans = [_plan(change, objects, shapes) for change in changes]
+    by_can_read: list[_Plan] = []
+    bulk = _readers_bulk_ok()
+    for plan in plans:
+        if plan.obj is None:
+            continue
+        readers = plan.obj.logux_readers() if bulk else None
+        if readers is None:
+            by_can_read.append(plan)
+        else:
+            _address_by_readers(plan, readers)
+    _address_by_can_read(by_can_read)
+    return [_pairs(plan) for plan in plans]

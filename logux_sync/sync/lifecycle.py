@@ -12,8 +12,9 @@ from ..commands import ActionCommand
 from ..protocol import Action, Meta
 from ..registry import logux
 from .commands import ListChannel, RowChannel
+from .keys import subscription_key
 from .options import WireError
-from .subscriptions import forget, subscription_key
+from .subscriptions import forget
 
 SERVER_USER = "server"
 

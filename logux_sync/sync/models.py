@@ -11,6 +11,7 @@ from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 from django.db import models, router, transaction
+from django.db.models import Q
 from django.db.models.signals import class_prepared
 from model_utils import FieldTracker
 from model_utils.tracker import FieldInstanceTracker, lightweight_deepcopy
@@ -235,6 +236,19 @@ class LoguxSynced(models.Model):
             return bool(hook(user, self))
         perm = self._perm("view")
         return bool(user.has_perm(perm) or user.has_perm(perm, self))
+
+    def logux_readers(self) -> Q | bool | None:
+        """Who may receive this row, in bulk: a `Q` over the user model (only active users match; an
+        anonymous subscriber never does), True for every subscriber, anonymous ones included, False for
+        none, or None to ask `logux_can_read` per subscriber's user. Must select exactly the users
+        `can_read` admits. Default: `LoguxMeta.readers(obj)` if defined, else None."""
+        hook = getattr(self._logux.hooks, "readers", None)
+        if hook is None:
+            return None
+        readers = hook(self)
+        if readers is not None and not isinstance(readers, (Q, bool)):
+            raise TypeError(f"{type(self).__name__}.LoguxMeta.readers must return a Q, a bool or None")
+        return readers  # type: ignore[no-any-return]
 
     @classmethod
     def logux_can_read_all(cls, user: Any) -> bool:

@@ -3,27 +3,44 @@
 from __future__ import annotations
 
 import datetime
-import hashlib
 from collections.abc import Iterable
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from ..conf import logux_settings
 from ..exceptions import SubscriptionLimit
-from ..protocol import dumps
-from .tables import LoguxLateDelivery, LoguxSubscription, LoguxTombstone
+from .keys import subscription_key
+from .tables import LoguxFilterShape, LoguxLateDelivery, LoguxSubscription, LoguxTombstone
 
 # Longest node, user and row id stored (the columns' max_length, which SQLite does not enforce).
 MAX_ID_LENGTH = 255
 
 
-def subscription_key(channel: str, wire_filter: dict[str, Any]) -> str:
-    """What identifies one subscription of a node: a digest of the channel it subscribed to and its
-    filter, so the stored key has one length on every database whatever the client sent."""
-    return hashlib.sha256(dumps([channel, wire_filter]).encode("utf-8", "surrogatepass")).hexdigest()
+def filter_shapes(plurals: Iterable[str]) -> dict[str, list[list[str]]]:
+    """The field-name sets of the remembered list filters of these plurals, in one query."""
+    shapes: dict[str, list[list[str]]] = {}
+    for plural, fields in LoguxFilterShape.objects.filter(plural__in=set(plurals)).values_list("plural", "fields"):
+        shapes.setdefault(plural, []).append(fields)
+    return shapes
+
+
+def subscribers(targets: Iterable[tuple[str, str, Iterable[str]]]) -> QuerySet[LoguxSubscription]:
+    """The unexpired subscriptions of each `(plural, row id, match keys)`'s row and of the plural's
+    lists whose filter has one of those match keys (for several targets, maybe of another target), in
+    one query (indexed: `(plural, row_id)`
+    and `(plural, match_key)`)."""
+    rows: dict[str, set[str]] = {}
+    lists: dict[str, set[str]] = {}
+    for plural, row_id, keys in targets:
+        rows.setdefault(plural, set()).add(row_id)
+        lists.setdefault(plural, set()).update(keys)
+    match = Q(pk__in=[])
+    for plural, row_ids in rows.items():
+        match |= Q(plural=plural) & (Q(row_id__in=row_ids) | Q(row_id="", match_key__in=lists[plural]))
+    return LoguxSubscription.objects.filter(match, expires_at__gt=timezone.now())
 
 
 def _check_limits(node_id: str, user_id: str, row_id: str) -> None:
@@ -54,6 +71,7 @@ def remember(
     SubscriptionLimit; refreshing one that is remembered always works."""
     key = subscription_key(channel or (f"{plural}/{row_id}" if row_id else plural), wire_filter)
     expires = timezone.now() + datetime.timedelta(seconds=ttl)
+    # A new list subscription gets its match keys (and its filter's shape) in LoguxSubscription.save().
     defaults = {"user_id": user_id or "", "filter": wire_filter, "expires_at": expires, "row_id": row_id}
     existing = LoguxSubscription.objects.filter(plural=plural, node_id=node_id, filter_key=key)
     if existing.update(**defaults):
@@ -76,30 +94,17 @@ def forget(node_id: str, plural: str | None = None, key: str | None = None) -> i
     return int(qs.delete()[0])
 
 
-def active_subscriptions(rows: Iterable[tuple[str, str]]) -> dict[str, list[LoguxSubscription]]:
-    """Unexpired list subscriptions of these plurals and row subscriptions of these `(plural, id)`
-    rows, by plural, in one query."""
-    rows = list(rows)
-    plurals = {plural for plural, _ in rows}
-    match = Q(row_id="") | Q(row_id__in={row_id for _, row_id in rows})
-    result: dict[str, list[LoguxSubscription]] = {}
-    found = LoguxSubscription.objects.filter(match, plural__in=plurals, expires_at__gt=timezone.now())
-    for sub in found.only("node_id", "user_id", "plural", "filter", "row_id", "filter_key"):
-        result.setdefault(sub.plural, []).append(sub)
-    return result
-
-
-def is_plural_list(sub: LoguxSubscription) -> bool:
-    """Is this a subscription to the plural channel with a filter (`createFilter`), whose load marks
-    each row's channel subscribed on the client (not a row, nor a derived channel)?"""
-    return not sub.row_id and sub.filter_key == subscription_key(sub.plural, sub.filter)
-
-
 def prune() -> int:
     """Delete expired subscriptions, and tombstones older than TOMBSTONE_TTL."""
     now = timezone.now()
     count = LoguxSubscription.objects.filter(expires_at__lte=now).delete()[0]
     old = now - datetime.timedelta(seconds=logux_settings.TOMBSTONE_TTL)
     count += LoguxTombstone.objects.filter(created_at__lte=old).delete()[0]
+    # A shape no list uses any more costs each change of its plural a digest. One touched in the last
+    # hour may belong to a subscription being remembered right now: keep it.
+    used = set(LoguxSubscription.objects.filter(row_id="").values_list("plural", "shape_key").distinct())
+    stale = LoguxFilterShape.objects.filter(touched_at__lte=now - datetime.timedelta(hours=1))
+    unused = [pk for pk, plural, key in stale.values_list("pk", "plural", "key") if (plural, key) not in used]
+    count += LoguxFilterShape.objects.filter(pk__in=unused).delete()[0]
     count += LoguxLateDelivery.objects.filter(delivered_at__lte=old.timestamp() * 1000).delete()[0]
     return int(count)

@@ -9,6 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from .changes import payload_text
+from .keys import match_key, shape_key, subscription_key
 
 
 class LoguxSubscription(models.Model):
@@ -21,11 +22,19 @@ class LoguxSubscription(models.Model):
     node_id = models.CharField(max_length=255)
     user_id = models.CharField(max_length=255, blank=True)
     plural = models.CharField(max_length=255)
-    # subscriptions.subscription_key(): a SHA-256 digest of the channel and filter.
+    # keys.subscription_key(): a SHA-256 digest of the channel and filter.
     filter_key = models.CharField(max_length=64)
     filter = models.JSONField(default=dict)
     # Set for a subscription to one row's channel (`tasks/<id>`), empty for a list or derived channel.
     row_id = models.CharField(max_length=255, blank=True, default="")
+    # keys.match_key() of a list or derived channel's filter, empty for a row: a change finds
+    # the lists it matches by the same digest of its own values (one indexed lookup per filter shape).
+    match_key = models.CharField(max_length=64, blank=True, default="")
+    # keys.shape_key() of the filter's field names (LoguxFilterShape.key), empty for a row.
+    shape_key = models.CharField(max_length=64, blank=True, default="")
+    # A `createFilter` list on the plural channel (not a row, nor a derived channel): its load marks
+    # each row's channel subscribed on the client, and so must a new row's broadcast.
+    plural_list = models.BooleanField(default=False)
     expires_at = models.DateTimeField(db_index=True)
 
     class Meta:
@@ -37,6 +46,7 @@ class LoguxSubscription(models.Model):
         indexes = [
             models.Index(fields=["plural", "expires_at"], name="logux_sync_sub_plural_exp"),
             models.Index(fields=["plural", "row_id"], name="logux_sync_sub_row"),
+            models.Index(fields=["plural", "match_key"], name="logux_sync_sub_match"),
             # The per-node and per-user limits count these.
             models.Index(fields=["node_id", "expires_at"], name="logux_sync_sub_node"),
             models.Index(fields=["user_id", "expires_at"], name="logux_sync_sub_user"),
@@ -44,6 +54,40 @@ class LoguxSubscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node_id} → {self.plural} {self.filter_key}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Index a list subscription by its filter however it is created (subscriptions.remember(),
+        a test, a data migration): without its keys no change would find it."""
+        if not self.row_id and not self.match_key:
+            self.match_key = match_key(self.filter)
+            self.shape_key = shape_key(self.filter)
+            self.plural_list = self.filter_key == subscription_key(self.plural, self.filter)
+            LoguxFilterShape.objects.bulk_create(
+                [LoguxFilterShape(plural=self.plural, fields=sorted(self.filter), key=self.shape_key)],
+                update_conflicts=True,
+                unique_fields=["plural", "key"],
+                update_fields=["touched_at"],
+            )
+        super().save(*args, **kwargs)
+
+
+class LoguxFilterShape(models.Model):
+    """The field names one or more remembered list filters compare (`["done", "project"]`), per plural:
+    a change computes one `match_key` per shape, so it finds every list it matches without reading them."""
+
+    plural = models.CharField(max_length=255)
+    fields = models.JSONField(default=list)
+    # keys.match_key() of the sorted names: what makes a shape unique on every database.
+    key = models.CharField(max_length=64)
+    touched_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        app_label = "logux_sync_models"
+        db_table = "logux_sync_loguxfiltershape"
+        constraints = [models.UniqueConstraint(fields=["plural", "key"], name="logux_sync_shape_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.plural} by {self.fields}"
 
 
 class OutboxPayload(models.TextField):  # type: ignore[type-arg]

@@ -1,4 +1,5 @@
 from django.db import models
+from django.db.models import Q
 
 from logux_sync.sync.models import LoguxSynced
 
@@ -55,6 +56,11 @@ class Note(LoguxSynced):
         plural = "notes"
         fields = ["text", "pinned", "owner"]
         can_read = staticmethod(_owner_only)
+
+        @staticmethod
+        def readers(obj: "Note") -> Q:
+            return Q(pk=obj.owner_id)
+
         can_delete = staticmethod(_owner_only)
 
         @staticmethod

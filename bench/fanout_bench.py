@@ -1,0 +1,167 @@
+"""Fan-out: the cost of addressing ONE change as the subscriptions and their users grow (issue 14)
+------------------------------------------------------------------------------------------------
+
+    python bench/fanout_bench.py               # SQLite in a temporary file
+    python bench/fanout_bench.py --postgres    # a throw-away database on the PostgreSQL at 127.0.0.1:5432
+    python bench/fanout_bench.py --quick       # N up to 10,000
+
+N list subscriptions (`cards` with filter {board: 1}, which the changed row matches) of U users, one
+change of one `Card` (bench/syncapp). Three ways to decide who reads it:
+
+- `public`: `LoguxMeta.readers` returns `Q()` (every active user): all N nodes are addressed;
+- `private`: `readers` returns `Q(pk=owner)`: only the owner's nodes (N/U of them) are addressed;
+- `can_read`: the hook taken away, so `can_read` is asked per distinct user (users loaded in bulk),
+  the row public: all N nodes.
+
+Printed per case: `address` = `address_each()` alone (ms, median of 5), `after commit` = from the end of
+the save's `transaction.atomic()` block to the captured request (the outbox claim, addressing, the
+capture, the delete; median of 5), the queries of `address_each()`, and the nodes addressed. Targets:
+after commit < 20 ms at 10,000 subscriptions and < 200 ms at 100,000 (`public`, `private`), queries
+independent of N and U.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+from sync_bench import ROOT, database, setup_django  # noqa: E402
+
+CASES = [(10, 2), (1_000, 2), (1_000, 1_000), (10_000, 2), (10_000, 1_000), (100_000, 1_000), (100_000, 10_000)]
+TARGETS = {10_000: 20.0, 100_000: 200.0}
+
+
+def populate(subscriptions: int, users: int) -> Any:
+    """N subscriptions of U users to the list the card is in; returns the card."""
+    from django.contrib.auth.models import User
+    from django.utils import timezone
+    from syncapp.models import Card
+
+    from logux_sync import muted
+    from logux_sync.sync.keys import match_key, shape_key, subscription_key
+    from logux_sync.sync.models import LoguxSubscription
+    from logux_sync.sync.subscriptions import remember
+
+    LoguxSubscription.objects.all().delete()
+    with muted():
+        Card.objects.all().delete()
+    User.objects.all().delete()
+    people = User.objects.bulk_create([User(username=f"u{i}") for i in range(users)], batch_size=2000)
+    wire_filter = {"board": 1}
+    remember("cards", f"{people[0].pk}:first:1", str(people[0].pk), wire_filter, 3600)  # the filter's shape
+    expires = timezone.now() + datetime.timedelta(hours=1)
+    keys = {
+        "filter_key": subscription_key("cards", wire_filter),
+        "match_key": match_key(wire_filter),
+        "shape_key": shape_key(wire_filter),
+    }
+    LoguxSubscription.objects.bulk_create(
+        [
+            LoguxSubscription(
+                node_id=f"{people[i % users].pk}:c{i}:1",
+                user_id=str(people[i % users].pk),
+                plural="cards",
+                filter=wire_filter,
+                plural_list=True,
+                expires_at=expires,
+                **keys,
+            )
+            for i in range(1, subscriptions)
+        ],
+        batch_size=2000,
+    )
+    with muted():
+        return Card.objects.create(id="c1", title="t", board=1, owner=people[0])
+
+
+def measure(card: Any, private: bool, reps: int) -> tuple[float, float, int, int]:
+    """(address ms, after-commit ms, queries, nodes) for one change of `card`, medians of `reps`."""
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from logux_sync import muted
+    from logux_sync.sync import addressing
+    from logux_sync.sync.changes import Change
+    from logux_sync.testing import capture
+
+    card.private = private
+    with muted():
+        card.save()
+    changes: list[Change] = []
+    original = addressing.address_each
+
+    def spy(batch: list[Change], using: str = "default") -> Any:
+        changes[:] = batch
+        return original(batch, using)
+
+    addressing.address_each = spy  # type: ignore[assignment]
+    after: list[float] = []
+    try:
+        for i in range(reps):
+            with capture() as sent:
+                with transaction.atomic():
+                    card.title = f"t{i}"
+                    card.save()
+                    start = time.perf_counter()  # the commit and its on_commit work follow
+                after.append((time.perf_counter() - start) * 1000)
+            assert len(sent.requests) == 1
+    finally:
+        addressing.address_each = original  # type: ignore[method-assign]
+    timings = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        addressed = original(changes)
+        timings.append((time.perf_counter() - start) * 1000)
+    with CaptureQueriesContext(connection) as queries:
+        addressed = original(changes)
+    nodes = sum(len(meta["nodes"]) for _, meta in addressed[0])
+    return statistics.median(timings), statistics.median(after), len(queries), nodes
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--postgres", action="store_true", help="on a throw-away PostgreSQL database")
+    parser.add_argument("--quick", action="store_true", help="N up to 10,000")
+    parser.add_argument("--reps", type=int, default=5)
+    args = parser.parse_args()
+    cases = [c for c in CASES if c[0] <= 10_000] if args.quick else CASES
+    missed = []
+    with tempfile.TemporaryDirectory(prefix="logux-fanout-") as tmp, database(args.postgres) as pg_name:
+        setup_django(f"{tmp}/db.sqlite3", 9, str(ROOT), pg_name)
+        from syncapp.models import Card
+
+        print(f"database: {'PostgreSQL' if args.postgres else 'SQLite'}; one change, N subscriptions of U users")
+        print(f"{'N':>8} {'U':>6}  {'readers':<9}{'address ms':>11}{'after commit ms':>17}{'queries':>9}{'nodes':>8}")
+        for subscriptions, users in cases:
+            card = populate(subscriptions, users)
+            for name in ("public", "private", "can_read"):
+                hook = Card.LoguxMeta.readers  # type: ignore[attr-defined]
+                if name == "can_read":
+                    del Card.LoguxMeta.readers  # type: ignore[attr-defined]
+                try:
+                    address, after, queries, nodes = measure(card, name == "private", args.reps)
+                finally:
+                    Card.LoguxMeta.readers = hook  # type: ignore[attr-defined]
+                target = TARGETS.get(subscriptions) if name != "can_read" else None
+                flag = ""
+                if target is not None and after > target:
+                    flag = f"  > {target:.0f} ms target"
+                    missed.append((subscriptions, users, name))
+                row = f"{subscriptions:>8} {users:>6}  {name:<9}{address:>11.2f}{after:>17.2f}{queries:>9}{nodes:>8}"
+                print(row + flag)
+    if missed:
+        print("missed targets:", missed)
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
