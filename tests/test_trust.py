@@ -274,3 +274,36 @@ def test_stored_keys_are_bounded_whatever_the_client_sends(endpoint: Endpoint) -
     assert undo_reason(subscribe(endpoint, "tasks/t1", u.pk, node=f"{long_node}:t")) == "limit"
     keys = list(LoguxSubscription.objects.values_list("filter_key", "node_id"))
     assert len(keys) == 2 and all(len(key) == 64 and len(node) <= 255 for key, node in keys)
+
+
+# ---- readers: the bulk path trusts them, so they must say what can_read says -----------------------
+
+
+def test_the_test_models_readers_agree_with_can_read() -> None:
+    from logux_sync.testing import readers_disagreements
+
+    ann, bob = user("ann"), user("bob")
+    idle = user("idle", is_active=False)
+    staff = user("staff", is_staff=True)
+    for n, owner in enumerate((ann, bob, idle, staff)):
+        Note.objects.create(id=f"n{n}", text="t", owner=owner, pinned=bool(n % 2))
+    # An inactive owner counts as anonymous on both paths (load_user()), so agreement holds there too.
+    assert readers_disagreements(Note) == []
+
+
+def test_a_readers_wider_than_can_read_is_reported() -> None:
+    from django.db.models import Q
+
+    from logux_sync.testing import readers_disagreements
+
+    ann = user("ann")
+    user("bob")
+    Note.objects.create(id="n1", text="ann's", owner=ann)
+    hooks = Note._logux.hooks
+    original = hooks.readers
+    hooks.readers = staticmethod(lambda note: Q())  # everyone: wider than the owner-only can_read
+    try:
+        found = readers_disagreements(Note)
+    finally:
+        hooks.readers = original
+    assert [(row.pk, who.username, says) for row, who, says in found] == [("n1", "bob", True)]
