@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, transaction
 from django.db.models import F, Q, QuerySet
@@ -135,6 +136,56 @@ class Sender:
 
 
 sender = Sender()
+
+
+# The PostgreSQL channel a transaction that wrote outbox rows NOTIFYs (with DELIVERY "worker").
+NOTIFY_CHANNEL = "logux_sync_outbox"
+
+
+class OutboxListener:
+    """A connection of its own that LISTENs for outbox writes on PostgreSQL (psycopg 3), so that
+    logux_deliver wakes when a transaction that wrote rows commits instead of at its next poll. Where
+    it cannot listen (another database or driver, or the connection failed), wait() just sleeps: the
+    poll stays the fallback."""
+
+    def __init__(self, using: str) -> None:
+        self.using = using
+        self.conn: Any = None
+
+    def wait(self, seconds: float) -> bool:
+        """Wait up to `seconds` for a notification; True if one came."""
+        if self.conn is None:
+            self.conn = self._connect()
+        if self.conn is None:
+            time.sleep(seconds)
+            return False
+        try:
+            return any(True for _ in self.conn.notifies(timeout=seconds, stop_after=1))
+        except Exception as exc:  # the connection dropped: listen again on the next wait
+            logger.warning("logux_sync: outbox listener lost its connection (%s); polling meanwhile", exc)
+            self.close()
+            return False
+
+    def _connect(self) -> Any:
+        connection = connections[self.using]
+        if connection.vendor != "postgresql":
+            return None
+        try:
+            import psycopg  # the optional driver this needs: only PostgreSQL deployments have it
+
+            conn = psycopg.connect(**connection.get_connection_params(), autocommit=True)
+            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        except Exception as exc:
+            logger.warning("logux_sync: cannot LISTEN for outbox writes (%s); polling", exc)
+            return None
+        return conn
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            finally:
+                self.conn = None
 
 
 def backoff(attempts: int) -> datetime.timedelta:

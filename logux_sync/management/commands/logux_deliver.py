@@ -55,6 +55,9 @@ class Command(BaseCommand):
         sent = 0
         last_prune = 0.0
         faults = 0
+        # On PostgreSQL an idle worker waits for a NOTIFY of new rows (with DELIVERY "worker"), polling
+        # every --interval as the fallback.
+        self.listener = None if options["once"] else delivery.OutboxListener(options["database"])
         while not self.stopping:
             close_old_connections()
             try:
@@ -90,7 +93,9 @@ class Command(BaseCommand):
                 continue
             if options["once"]:
                 break
-            self._pause(options["interval"])
+            self._idle(options["interval"])
+        if self.listener is not None:
+            self.listener.close()
         try:
             rows = LoguxOutbox.objects.using(options["database"]).only("payload")
             waiting = str(sum(len(payload_entries(row.payload)) for row in rows.iterator()))
@@ -102,6 +107,17 @@ class Command(BaseCommand):
         """Drop the connection, so that Django opens a new one at the next query."""
         with contextlib.suppress(DatabaseError):  # closing a connection the server dropped may fail too
             connections[using].close()
+
+    def _idle(self, seconds: float) -> None:
+        """Wait for new outbox rows: a NOTIFY where the listener has one, else `seconds`, in short
+        slices that a SIGTERM/SIGINT cuts short."""
+        if self.listener is None:
+            self._pause(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < deadline:
+            if self.listener.wait(min(0.2, max(0.0, deadline - time.monotonic()))):
+                return
 
     def _pause(self, seconds: float) -> None:
         """Sleep, but wake up for SIGTERM/SIGINT: a long backoff must not delay a clean stop."""
