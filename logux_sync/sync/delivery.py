@@ -53,16 +53,18 @@ _inline_paused_until = 0.0
 def after_commit(batch: str, using: str) -> None:
     """A transaction wrote outbox rows (`batch`) and committed: hand them to the sender (DELIVERY).
     Under capture() they go at once, in this thread, and so they do on an in-memory SQLite database
-    (tests), which another thread cannot share. After a failed send the sender thread waits for
-    the backoff to pass, then sends everything due; inline sends are skipped until it passes (the rows
-    wait for logux_deliver)."""
+    (tests), which another thread cannot share. With "worker", the workers are woken (PostgreSQL).
+    After a failed send the sender thread waits for the backoff to pass, then sends everything due;
+    inline sends are skipped until it passes (the rows wait for logux_deliver)."""
     if _captures():
         deliver(batch=batch, using=using)
         return
     mode = logux_settings.DELIVERY
-    if mode == "thread" and not is_in_memory_sqlite(connections[using]):
+    if mode == "worker":
+        _notify_workers(using)
+    elif mode == "thread" and not is_in_memory_sqlite(connections[using]):
         sender.wake(batch, using)  # the sender itself waits out a backoff
-    elif mode != "worker" and time.monotonic() >= _inline_paused_until:
+    elif time.monotonic() >= _inline_paused_until:
         deliver(batch=batch, using=using)
 
 
@@ -140,6 +142,14 @@ sender = Sender()
 
 # The PostgreSQL channel a transaction that wrote outbox rows NOTIFYs (with DELIVERY "worker").
 NOTIFY_CHANNEL = "logux_sync_outbox"
+
+
+def _notify_workers(using: str) -> None:
+    """On PostgreSQL, wake the logux_deliver workers LISTENing (see OutboxListener): rows were committed."""
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])
 
 
 class OutboxListener:

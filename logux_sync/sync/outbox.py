@@ -17,7 +17,6 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.backends.signals import connection_created
 from django.utils import timezone
 
-from ..conf import logux_settings
 from ..protocol import Action, RawMeta
 from . import delivery
 from .changes import Change, Entry, is_muted, payload_text
@@ -73,13 +72,7 @@ def enqueue(entries: list[Entry], using: str = DEFAULT_DB_ALIAS) -> None:
     transaction, at once: they commit or roll back with it (and with its savepoints) like the rows
     they describe. Once it commits, its batch goes to the sender (see after_commit())."""
     wake = _Wake.current(using)
-    cursor = wake.cursor()
-    _insert(cursor, entries, wake.batch, wake.now, wake.now)
-    if not wake.notified and wake.connection.vendor == "postgresql" and logux_settings.DELIVERY == "worker":
-        # PostgreSQL delivers a NOTIFY when its transaction commits (once per transaction): it wakes the
-        # logux_deliver workers LISTENing (see delivery.OutboxListener) at once, not at their next poll.
-        cursor.execute("SELECT pg_notify(%s, '')", [delivery.NOTIFY_CHANNEL])
-        wake.notified = True
+    _insert(wake.cursor(), entries, wake.batch, wake.now, wake.now)
     # Registered with every write: Django drops the callbacks of a savepoint that rolls back, and
     # only the transaction's remaining writes must wake the sender. It runs once.
     transaction.on_commit(wake, using=using, robust=True)
@@ -104,7 +97,6 @@ class _Wake:
         # The rows' created_at and first attempt: when the transaction wrote its first entry.
         self.now = _now(self.connection)
         self.done = False
-        self.notified = False
         self._cursor: Any = None
 
     @classmethod

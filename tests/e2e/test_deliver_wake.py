@@ -24,8 +24,16 @@ from django.contrib.auth.models import User
 from django.test import override_settings
 from board.models import Task
 from django.conf import settings
+from django.db import transaction
+owner = User.objects.create_user("waker")
 with override_settings(LOGUX_SYNC={**settings.LOGUX_SYNC, "DELIVERY": "worker"}):
-    Task.objects.create(id="woken", title="sent by a woken worker", owner=User.objects.create_user("waker"))
+    try:  # a transaction that rolls back first: the next one still wakes the worker
+        with transaction.atomic():
+            Task.objects.create(id="rolled-back", title="never sent", owner=owner)
+            raise RuntimeError
+    except RuntimeError:
+        pass
+    Task.objects.create(id="woken", title="sent by a woken worker", owner=owner)
 """
 
 
