@@ -216,8 +216,8 @@ def deliver(
     ignore_backoff: bool = False,
     raise_errors: bool = False,
 ) -> int:
-    """Send outbox entries (one transaction's, or the oldest due rows' up to about `limit` entries:
-    whole rows, at least one) in one request, oldest first; delete the rows delivered. Returns how
+    """Send outbox entries (one transaction's, or the oldest due rows' up to about `limit` entries,
+    widened to whole transactions) in one request, oldest first; delete the rows delivered. Returns how
     many entries were sent. A Logux outage is recorded on the rows (attempts, next attempt) and
     raised only with `raise_errors`.
 
@@ -237,9 +237,9 @@ def deliver(
         pairs = [pair for row_pairs in per_row for pair in row_pairs]
         send(pairs)
     except LoguxServerError as exc:
-        _record_failure(rows, str(exc), using)
+        wait = _record_failure(rows, str(exc), using)
         # Paused from after the rows' next attempt was set: when the pause ends, they are due too.
-        _inline_paused_until = time.monotonic() + backoff(rows[0].attempts + 1).total_seconds()
+        _inline_paused_until = time.monotonic() + wait.total_seconds()
         logger.warning("logux_sync: %d outbox action(s) wait for the Logux server: %s", sum(map(len, entries)), exc)
         if raise_errors:
             raise
@@ -333,16 +333,17 @@ def _remember_lateness(pairs: list[tuple[Action, RawMeta]], using: str) -> None:
         LoguxLateDelivery.objects.using(using).create(delivered_at=now, oldest_time=min(times))
 
 
-def _record_failure(rows: list[LoguxOutbox], error: str, using: str) -> None:
+def _record_failure(rows: list[LoguxOutbox], error: str, using: str) -> datetime.timedelta:
     """Give the rows back, due again after a backoff (one write: only rows still ours, since after a
-    lease ran out another sender may hold them)."""
-    attempts = max(row.attempts for row in rows) + 1
+    lease ran out another sender may hold them). Returns the wait before the next attempt."""
+    wait = backoff(max(row.attempts for row in rows) + 1)
     LoguxOutbox.objects.using(using).filter(id__in=[row.pk for row in rows], claim=rows[0].claim).update(
         claim="",
         attempts=F("attempts") + 1,
-        next_attempt_at=timezone.now() + backoff(attempts),
+        next_attempt_at=timezone.now() + wait,
         last_error=error[:1000],
     )
+    return wait
 
 
 def send(pairs: list[tuple[Action, RawMeta]]) -> None:
