@@ -266,6 +266,24 @@ def subscriptions() -> dict[int, dict[str, Any]]:
     return {row["id"]: row for row in LoguxSubscription.objects.values()}
 
 
+def new_or_refreshed(
+    before: dict[int, dict[str, Any]], after: dict[int, dict[str, Any]]
+) -> list[dict[str, Any]] | None:
+    """The subscriptions `after` adds or refreshes (a new expiry) over `before`; None if any was
+    forgotten or changed otherwise."""
+    if set(before) - set(after):
+        return None
+    rows = []
+    for pk, row in after.items():
+        old = before.get(pk)
+        if old == row:
+            continue
+        if old is not None and {**old, "expires_at": None} != {**row, "expires_at": None}:
+            return None  # only a refresh of the expiry is tolerated
+        rows.append(row)
+    return rows
+
+
 def only_placeholders(before: dict[int, dict[str, Any]], after: dict[int, dict[str, Any]]) -> bool:
     """Is every difference a remembered subscription to a row that does not exist (new, or refreshed)?
 
@@ -273,14 +291,10 @@ def only_placeholders(before: dict[int, dict[str, Any]], after: dict[int, dict[s
     `creating: true` (its client is about to create it); changes then reach the node only while its
     user may read the row. Tolerated by the no-change tests, and counted as `placeholder_subscriptions`.
     """
-    if set(before) - set(after):
+    rows = new_or_refreshed(before, after)
+    if rows is None:
         return False
-    for pk, row in after.items():
-        old = before.get(pk)
-        if old == row:
-            continue
-        if old is not None and {**old, "expires_at": None} != {**row, "expires_at": None}:
-            return False  # only a refresh of the expiry is tolerated
+    for row in rows:
         model = SYNCED.get(row["plural"])
         if not row["row_id"] or row["filter"] != {} or model is None:
             return False
@@ -299,17 +313,11 @@ def only_own_creations(before: dict[int, dict[str, Any]], after: dict[int, dict[
         for c in commands
         if isinstance(c.get("action"), dict) and c["action"].get("type") == "tasks/create"
     }
-    if set(before) - set(after):
-        return False
-    for pk, row in after.items():
-        old = before.get(pk)
-        if old == row:
-            continue
-        if old is not None and {**old, "expires_at": None} != {**row, "expires_at": None}:
-            return False  # only a refresh of the expiry is tolerated
-        if (row["plural"], row["user_id"], row["filter"]) != ("tasks", str(EDITOR), {}) or row["row_id"] not in created:
-            return False
-    return True
+    rows = new_or_refreshed(before, after)
+    return rows is not None and all(
+        (row["plural"], row["user_id"], row["filter"]) == ("tasks", str(EDITOR), {}) and row["row_id"] in created
+        for row in rows
+    )
 
 
 def post_unchanged(raw: bytes, sent: delivery.Captured, **extra: Any) -> tuple[int, Any]:
