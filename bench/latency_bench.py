@@ -1,0 +1,185 @@
+"""Latency of a SyncMap change: from one client's `changeSyncMap` to another client's store showing it,
+through each Logux stack in front of Django, against a native @logux/server `addSyncMap` in the same run.
+
+    python bench/latency_bench.py                        # 3 rounds of 200 changes per stack
+    python bench/latency_bench.py --quick                # a smoke run
+    python bench/latency_bench.py --before-tree /tmp/b   # also "ours" from another copy of logux_sync:
+        mkdir /tmp/b && git archive <commit> logux_sync | tar -x -C /tmp/b
+
+Stacks, each with its own servers on 127.0.0.1 (and its own gunicorn and SQLite file, so that Django
+sends each change to one Logux server only):
+  native  @logux/server 0.14 with addSyncMap for `tasks`, rows in memory (bench/latency/native_server.mjs)
+          + @logux/client 0.23: the baseline
+  bridge  gunicorn (2 sync workers) serving the example project + our bridge (`bridge.mjs`, what
+          `manage.py logux_server` runs) + @logux/client 0.23
+  proxy   the same gunicorn set-up + @logux/server 0.13.1's back-end proxy + @logux/client 0.21
+  before  (with --before-tree) the bridge stack with Django and the bridge from that tree
+
+Alice changes the title of a card she created; bob holds that card's store (a `tasks/<id>`
+subscription); a round is the time until bob's store shows the new title, and the next round starts
+once alice's change is processed and bob saw it (bench/latency/clients.mjs). Rounds of every stack are
+interleaved (native, bridge, proxy, before, native, ...), so a slow spell of the machine hits them all;
+p50/p99 are over all the changes of a stack. Every server is stopped on exit; logs in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.servers import (  # noqa: E402
+    EXAMPLE,
+    NODE,
+    SQLITE_IMMEDIATE,
+    demo_users,
+    example_env,
+    free_port,
+    gunicorn,
+    logux_server,
+    migrate,
+    node_env,
+    started,
+)
+
+HERE = Path(__file__).resolve().parent / "latency"
+BRIDGE_MODULES = ROOT / "logux_sync" / "bridge" / "node_modules"
+PROXY_MODULES = ROOT / "node_modules"
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+@contextmanager
+def native(name: str) -> Iterator[str]:
+    port = free_port()
+    with started([NODE, str(HERE / "native_server.mjs"), str(port)], node_env(), port, f"{name}.log", ROOT):
+        yield f"ws://127.0.0.1:{port}/"
+
+
+@contextmanager
+def django_stack(tmp: Path, kind: str, name: str, tree: Path = ROOT) -> Iterator[tuple[str, dict[str, Any]]]:
+    """gunicorn serving the example project with logux_sync from `tree`, and in front of it our bridge
+    (from `tree`) or the 0.13.1 proxy; yields the WebSocket URL and the demo users."""
+    port = free_port()
+    tmp.mkdir()
+    env = example_env(tmp, LOGUX_URL=f"http://127.0.0.1:{port}/", DJANGO_SETTINGS_MODULE=SQLITE_IMMEDIATE)
+    env["PYTHONPATH"] = f"{tree}:{ROOT}" if tree != ROOT else str(ROOT)
+    migrate(env)
+    where = subprocess.run(
+        [sys.executable, "-c", "import logux_sync; print(logux_sync.__file__)"],
+        env=env,
+        cwd=EXAMPLE,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if not where.startswith(str(tree / "logux_sync")):
+        raise RuntimeError(f"{name}: logux_sync imported from {where}, not from {tree}")
+    users = demo_users(env)
+    with ExitStack() as servers:
+        backend = servers.enter_context(gunicorn(env, workers=2, name=f"{name}-gunicorn"))
+        if kind == "proxy":
+            servers.enter_context(logux_server(backend, port=port, name=f"{name}-logux"))
+        else:
+            bridge = tree / "logux_sync" / "bridge"
+            if not (bridge / "node_modules").exists():  # a `git archive` copy: the packages of this tree
+                (bridge / "node_modules").symlink_to(BRIDGE_MODULES)
+            args = [NODE, str(bridge / "bridge.mjs"), f"--backend={backend}", f"--port={port}", "--secret=parole"]
+            servers.enter_context(started(args, node_env(), port, f"{name}-bridge.log", ROOT))
+        yield f"ws://127.0.0.1:{port}/", users
+
+
+def run_clients(url: str, modules: Path, subprotocol: Any, users: dict[str, Any], rounds: int, warmup: int) -> dict:
+    config = {
+        "modules": str(modules),
+        "rounds": rounds,
+        "subprotocol": subprotocol,
+        "url": url,
+        "users": users,
+        "warmup": warmup,
+    }
+    run = subprocess.run([NODE, str(HERE / "clients.mjs"), json.dumps(config)], capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"clients.mjs failed on {url}:\n{run.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
+    if result["count"] != rounds:
+        raise RuntimeError(f"{result['count']} of {rounds} changes seen on {url}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--changes", type=int, default=200, help="timed changes per stack and round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; each runs every stack once")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed changes before each run")
+    parser.add_argument("--stacks", default="native,bridge,proxy", help="comma-separated: native,bridge,proxy")
+    parser.add_argument("--before-tree", type=Path, help="also run the bridge stack with logux_sync from DIR")
+    parser.add_argument("--quick", action="store_true", help="1 round of 30 changes")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latency.json")
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.changes, args.warmup = 1, 30, 5
+    names = args.stacks.split(",")
+    if args.before_tree:
+        args.before_tree = args.before_tree.resolve()
+        names.append("before")
+
+    latencies: dict[str, list[float]] = {name: [] for name in names}
+    with tempfile.TemporaryDirectory(prefix="logux-latency-") as tmp, ExitStack() as servers:
+        targets: dict[str, tuple[str, Path, Any, dict[str, Any]]] = {}
+        fake_users = {"alice": {"id": "1", "token": "-"}, "bob": {"id": "2", "token": "-"}}
+        for name in names:
+            if name == "native":
+                targets[name] = (servers.enter_context(native("latency-native")), BRIDGE_MODULES, 1, fake_users)
+            elif name in ("bridge", "before"):
+                tree = args.before_tree if name == "before" else ROOT
+                stack = django_stack(Path(tmp) / name, "bridge", f"latency-{name}", tree)
+                url, users = servers.enter_context(stack)
+                targets[name] = (url, BRIDGE_MODULES, 1, users)
+            elif name == "proxy":
+                url, users = servers.enter_context(django_stack(Path(tmp) / name, "proxy", "latency-proxy"))
+                targets[name] = (url, PROXY_MODULES, "1.0.0", users)
+            else:
+                parser.error(f"unknown stack {name}")
+        for round_ in range(args.rounds):
+            for name, (url, modules, subprotocol, users) in targets.items():
+                result = run_clients(url, modules, subprotocol, users, args.changes, args.warmup)
+                latencies[name].extend(result["latencies"])
+                p50, p99 = result["p50"], result["p99"]
+                print(f"round {round_ + 1} {name:7} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms", flush=True)
+
+    summary = {
+        name: {
+            "p50": percentile(values, 50),
+            "p99": percentile(values, 99),
+            "mean": statistics.fmean(values),
+            "count": len(values),
+        }
+        for name, values in latencies.items()
+    }
+    print(f"\n{args.rounds} round(s) of {args.changes} changes per stack\n")
+    print("| stack | p50 ms | p99 ms | p50 / native |")
+    print("|---|---:|---:|---:|")
+    for name, cell in summary.items():
+        ratio = f"{cell['p50'] / summary['native']['p50']:.1f}x" if "native" in summary else "-"
+        print(f"| {name} | {cell['p50']:.2f} | {cell['p99']:.2f} | {ratio} |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    out = {"args": {k: str(v) for k, v in vars(args).items()}, "summary": summary, "latencies": latencies}
+    args.out.write_text(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
