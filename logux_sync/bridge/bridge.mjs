@@ -13,7 +13,7 @@
 //   --min-subprotocol  LOGUX_MIN_SUBPROTOCOL  oldest client subprotocol accepted    1
 //   --control-mask     LOGUX_CONTROL_MASK     IPs allowed to add actions (CIDR, comma-separated) 127.0.0.1/8
 //   --batch-size       LOGUX_SYNC_BATCH_SIZE  most commands in one request to Django              50
-//   --batch-wait       LOGUX_SYNC_BATCH_WAIT  ms to wait for more commands before sending         2
+//   --batch-wait       LOGUX_SYNC_BATCH_WAIT  ms commands gather while a request is in flight       2
 //   --logger           LOGUX_LOGGER           human or json                                       human
 //   --log-level        LOGUX_LOG_LEVEL        info (every action) or warn (problems only)          info
 // `manage.py logux_server` fills these from Django's settings.
@@ -179,27 +179,42 @@ export class Backend {
     this.batchWait = batchWait
     this.pending = []
     this.timer = null
+    this.immediate = null
+    this.inFlight = 0
     let Agent = this.url.protocol === 'https:' ? https.Agent : http.Agent
     this.agent = new Agent({ keepAlive: true, maxSockets: 64 })
     this.transport = this.url.protocol === 'https:' ? https : http
   }
 
   // events: {[answer]: fn(answer)}, error(err), end() — like 0.13's proxy `send()`.
+  // With no request to Django in flight a command goes at once (with those of the same event-loop
+  // turn, e.g. one WebSocket message); while one is in flight, commands gather until it ends or
+  // `batchWait` ms pass, so a busy bridge sends fewer, larger requests and an idle one waits for none.
   send(command, events) {
     this.pending.push({ command, events, key: command.authId ?? command.meta.id, seen: false })
     if (this.pending.length >= this.batchSize) {
       this.flush()
-    } else if (!this.timer) {
-      this.timer = setTimeout(() => this.flush(), this.batchWait)
+    } else if (this.inFlight === 0) {
+      this.immediate ??= setImmediate(() => this.flush())
+    } else {
+      this.timer ??= setTimeout(() => this.flush(), this.batchWait)
     }
   }
 
   flush() {
     clearTimeout(this.timer)
+    clearImmediate(this.immediate)
     this.timer = null
+    this.immediate = null
     while (this.pending.length > 0) {
       this.post(this.pending.splice(0, this.batchSize))
     }
+  }
+
+  // A request ended (answered or failed): what gathered meanwhile need not wait for the timer.
+  settled() {
+    this.inFlight -= 1
+    if (this.inFlight === 0 && this.pending.length > 0) this.flush()
   }
 
   post(batch) {
@@ -207,6 +222,13 @@ export class Backend {
     for (let item of batch) {
       if (!byKey.has(item.key)) byKey.set(item.key, [])
       byKey.get(item.key).push(item)
+    }
+    this.inFlight += 1
+    let ended = false
+    let end = () => {
+      if (ended) return
+      ended = true
+      this.settled()
     }
     let failed = false
     let fail = error => {
@@ -218,6 +240,7 @@ export class Backend {
           item.events.error(error)
         }
       }
+      end()
     }
     let body = JSON.stringify({
       commands: batch.map(i => i.command),
@@ -284,6 +307,7 @@ export class Backend {
             if (!item.seen) item.events.error(new Error('Empty back-end answer'))
             else if (item.events.end) item.events.end()
           }
+          end()
         })
       }
     )

@@ -55,7 +55,12 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, help="Port of the bridge (default: the port of the first URLS entry).")
         parser.add_argument("--control-mask", default="127.0.0.1/8", help="IPs (CIDR, comma-separated) that may add().")
         parser.add_argument("--batch-size", type=int, default=50, help="Most commands in one request to Django.")
-        parser.add_argument("--batch-wait", type=int, default=2, help="Milliseconds to gather a batch.")
+        parser.add_argument(
+            "--batch-wait",
+            type=int,
+            default=2,
+            help="Milliseconds commands gather while a request to Django is in flight.",
+        )
         parser.add_argument("--logger", choices=["human", "json"], default="human")
         parser.add_argument(
             "--log-level", choices=["info", "warn"], default="info", help="info logs every action; warn only problems."
