@@ -674,15 +674,15 @@ def test_deferred_fields_are_loaded_for_old_values_and_never_count_as_changed(
 def test_the_tracker_still_follows_fields_loaded_late() -> None:
     Task.objects.create(id="t1", title="A")
     task = Task.objects.only("id").get(pk="t1")
-    tracker = task._logux_tracker  # type: ignore[attr-defined]
+    tracker = task.logux_tracker
     assert not tracker.has_changed("title") and task.title == "A"  # loaded on first read
     task.title = "B"
     assert tracker.has_changed("title") and tracker.previous("title") == "A"
     assert tracker.changed() == {"title": "A"}
     task = Task.objects.defer("title").get(pk="t1")
     task.title = "C"  # set before it was ever read: the tracker loads the saved value first
-    assert task._logux_tracker.previous("title") == "A"  # type: ignore[attr-defined]
-    assert task._logux_tracker.has_changed("title")  # type: ignore[attr-defined]
+    assert task.logux_tracker.previous("title") == "A"
+    assert task.logux_tracker.has_changed("title")
 
 
 @pytest.mark.parametrize("load", ["get", "iterator", "prefetch", "raw", "refresh"])
@@ -708,10 +708,10 @@ def test_rows_however_loaded_send_only_their_changed_fields(changes: list[sync_c
 
 def test_a_new_rows_tracker_takes_its_snapshot_when_saved(changes: list[sync_changes.Change]) -> None:
     task = Task(id="t1", title="A")
-    assert task._logux_tracker.saved_data == {}  # type: ignore[attr-defined]
+    assert task.logux_tracker.saved_data == {}
     task.save()
     assert (changes[-1].kind, changes[-1].fields) == ("created", {"title": "A", "done": False, "project": None})
-    assert task._logux_tracker.saved_data == {"title": "A", "done": False, "project": None}  # type: ignore[attr-defined]
+    assert task.logux_tracker.saved_data == {"title": "A", "done": False, "project": None}
     task.done = True
     task.save()
     assert (changes[-1].kind, changes[-1].fields) == ("changed", {"done": True})
@@ -733,17 +733,17 @@ def test_a_failed_save_leaves_its_changes_to_the_next_save(changes: list[sync_ch
             task.save()
     finally:
         pre_save.disconnect(sender=Task, dispatch_uid="test.fail")
-    assert task._logux_tracker.has_changed("title")  # type: ignore[attr-defined]
+    assert task.logux_tracker.has_changed("title")
     assert "_logux_pending" not in task.__dict__  # nothing of the failed save stays on the row
     pickle.loads(pickle.dumps(task))
     task.save()
     assert changes[-1].kind == "changed" and changes[-1].fields == {"title": "B"}
-    assert not task._logux_tracker.has_changed("title")  # type: ignore[attr-defined]
+    assert not task.logux_tracker.has_changed("title")
     task.title = "C"
     task.done = True
     task.save(update_fields=["title"])  # `done` is not saved, so it still counts as changed
     assert changes[-1].fields == {"title": "C"}
-    assert task._logux_tracker.changed() == {"done": False}  # type: ignore[attr-defined]
+    assert task.logux_tracker.changed() == {"done": False}
 
 
 @pytest.mark.parametrize("loaded", [None, ("id", "project"), ("id", "title", "project")])
@@ -751,7 +751,7 @@ def test_the_trackers_snapshot_is_model_utils_own(loaded: tuple[str, ...] | None
     project = Project.objects.create(name="1")
     Task.objects.create(id="t1", title="A", project=project)
     for task in (Task.objects.get(pk="t1") if loaded is None else Task.objects.only(*loaded).get(pk="t1"), Task()):
-        tracker = task._logux_tracker  # type: ignore[attr-defined]
+        tracker = task.logux_tracker
         assert type(tracker) is not FieldInstanceTracker
         assert tracker.current() == FieldInstanceTracker.current(tracker)
         assert tracker.current(["title"]) == FieldInstanceTracker.current(tracker, ["title"])
@@ -766,22 +766,22 @@ def test_loading_a_row_with_a_deferred_relation_loads_nothing_more(django_assert
     Task.objects.create(id="t1", title="A", project=Project.objects.create(name="1"))
     with django_assert_num_queries(1):
         task = Task.objects.only("id", "title").get(pk="t1")
-        assert task._logux_tracker.current() == task._logux_tracker.saved_data == {"title": "A"}  # type: ignore[attr-defined]
+        assert task.logux_tracker.current() == task.logux_tracker.saved_data == {"title": "A"}
         assert task.get_deferred_fields() == {"done", "project_id", "secret", "logux_clocks"}
 
 
 def test_a_row_built_in_python_gets_its_tracker_when_first_asked(changes: list[sync_changes.Change]) -> None:
     task = Task(id="t1", title="A")
     assert not any(isinstance(value, FieldInstanceTracker) for value in vars(task).values())  # nothing built yet
-    assert task._logux_tracker.saved_data == {}  # type: ignore[attr-defined]
-    assert task._logux_tracker.has_changed("title")  # type: ignore[attr-defined]
+    assert task.logux_tracker.saved_data == {}
+    assert task.logux_tracker.has_changed("title")
     task = Task(id="t2", title="B")
     task.save()  # the first access: the save takes the snapshot
     task.title = "C"
-    assert task._logux_tracker.changed() == {"title": "B"}  # type: ignore[attr-defined]
+    assert task.logux_tracker.changed() == {"title": "B"}
     fresh = Task(id="t2", title="x")
     fresh.refresh_from_db()  # reloaded before any access: the snapshot is the values loaded
-    assert fresh._logux_tracker.saved_data == {"title": "B", "done": False, "project": None}  # type: ignore[attr-defined]
+    assert fresh.logux_tracker.saved_data == {"title": "B", "done": False, "project": None}
 
 
 @pytest.mark.parametrize("how", ["new", "created", "loaded", "deferred"])
@@ -798,7 +798,7 @@ def test_a_pickled_row_keeps_its_tracking(changes: list[sync_changes.Change], ho
     task = pickle.loads(pickle.dumps(task))
     task.title = "B"
     if how != "new":
-        assert task._logux_tracker.changed() == {"title": "A"}  # type: ignore[attr-defined]
+        assert task.logux_tracker.changed() == {"title": "A"}
     task.save()
     assert changes[-1].fields == ({"title": "B", "done": False, "project": None} if how == "new" else {"title": "B"})
     assert changes[-1].old == (None if how == "new" else {"title": "A", "done": False, "project": None})
@@ -836,21 +836,21 @@ def test_a_field_assigned_before_it_was_loaded_is_compared_with_its_stored_value
     assert len(changes) == 2  # nothing changed
     task = loaded()
     task.title = "B"
-    assert task._logux_tracker.previous("title") == "A"  # type: ignore[attr-defined]
+    assert task.logux_tracker.previous("title") == "A"
     task.save(update_fields=["title"])
     assert changes[-1].fields == {"title": "B"}
     assert changes[-1].old == {"title": "A", "done": True, "project": second.pk}
     task.project_id = first.pk
     task.save(update_fields=["project_id"])  # an attname: the change is sent, the snapshot follows
     assert changes[-1].fields == {"project": first.pk} and changes[-1].old["project"] == second.pk
-    assert task._logux_tracker.changed() == {}  # type: ignore[attr-defined]
+    assert task.logux_tracker.changed() == {}
     task = loaded()
     task.done = False
     task.refresh_from_db()  # reloads it: nothing changed
-    assert task._logux_tracker.changed() == {} and task.done  # type: ignore[attr-defined]
+    assert task.logux_tracker.changed() == {} and task.done
     task.title = "C"
     task.refresh_from_db(fields=["done"])  # `title` keeps its assigned value and its stored one
-    assert task._logux_tracker.changed() == {"title": "B"}  # type: ignore[attr-defined]
+    assert task.logux_tracker.changed() == {"title": "B"}
 
 
 def test_the_snapshot_lives_in_the_row_and_the_tracker_is_a_view_of_it(changes: list[sync_changes.Change]) -> None:
@@ -860,11 +860,11 @@ def test_the_snapshot_lives_in_the_row_and_the_tracker_is_a_view_of_it(changes: 
     assert not any(isinstance(value, FieldInstanceTracker) for value in vars(task).values())  # a save builds none
     task.title = "B"
     clone = copy.copy(task)
-    assert clone._logux_tracker.instance is clone and task._logux_tracker.instance is task  # type: ignore[attr-defined]
+    assert clone.logux_tracker.instance is clone and task.logux_tracker.instance is task
     clone.title = "C"
-    assert (task._logux_tracker.changed(), clone._logux_tracker.changed()) == ({"title": "A"}, {"title": "A"})  # type: ignore[attr-defined]
-    task._logux_tracker.set_saved_fields()  # type: ignore[attr-defined]
-    assert not task._logux_tracker.changed() and clone._logux_tracker.changed() == {"title": "A"}  # type: ignore[attr-defined]
+    assert (task.logux_tracker.changed(), clone.logux_tracker.changed()) == ({"title": "A"}, {"title": "A"})
+    task.logux_tracker.set_saved_fields()
+    assert not task.logux_tracker.changed() and clone.logux_tracker.changed() == {"title": "A"}
 
 
 def test_the_snapshot_copies_only_mutable_values() -> None:
@@ -872,12 +872,12 @@ def test_the_snapshot_copies_only_mutable_values() -> None:
     import decimal
     import uuid
 
-    from logux_sync.sync.models import _copy
+    from logux_sync.compat import snapshot_copy
 
     for value in (datetime.datetime.now(), datetime.date.today(), decimal.Decimal("1.5"), uuid.uuid4(), "s", None):
-        assert _copy(value) is value
+        assert snapshot_copy(value) is value
     nested = {"a": [1]}
-    assert _copy(nested) == nested and _copy(nested)["a"] is not nested["a"]
+    assert snapshot_copy(nested) == nested and snapshot_copy(nested)["a"] is not nested["a"]
 
 
 @pytest.mark.parametrize(

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import datetime
-import decimal
-import functools
-import inspect
-import uuid
 from collections.abc import Collection, Iterable
-from typing import TYPE_CHECKING, Any, ClassVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db import models, router, transaction
 from django.db.models import Q
 from django.db.models.signals import class_prepared
-from model_utils import FieldTracker
-from model_utils.tracker import FieldInstanceTracker, lightweight_deepcopy
 
-from ..compat import reads_instance_dict
+from ..compat import SNAPSHOT, SnapshotFieldTracker, SnapshotInstanceTracker
 from .changes import Entry, change_entry, is_muted
 from .clocks import latest_time, server_meta, stamped
 from .options import LoguxOptions, to_wire
@@ -26,11 +19,10 @@ from .tables import LoguxLateDelivery, LoguxOutbox, LoguxSubscription, LoguxTomb
 if TYPE_CHECKING:
     from typing import Self  # Python 3.11+
 
-TRACKER = "_logux_tracker"
+# The synced fields' tracker (model_utils' per-instance API: `obj.logux_tracker.has_changed("title")`).
+TRACKER = "logux_tracker"
 # The edit a save() is making, for the post_save receiver: (changed fields, old wire values, meta).
 PENDING = "_logux_pending"
-# The row's snapshot of its synced fields' stored values (model_utils' `saved_data`), in its own dict.
-SAVED = "_logux_saved"
 
 
 def _obj_stamp(obj: LoguxSynced, overwritten: Iterable[str] = ()) -> dict[str, Any]:
@@ -129,7 +121,7 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
 
 def _reset_trackers(objs: Iterable[Any]) -> None:
     for obj in objs:
-        obj.__dict__[SAVED] = {} if obj.pk is None else getattr(type(obj), TRACKER).loaded(obj)
+        obj.__dict__[SNAPSHOT] = {} if obj.pk is None else getattr(type(obj), TRACKER).loaded(obj)
 
 
 LoguxSyncedManager = models.Manager.from_queryset(LoguxSyncedQuerySet)
@@ -149,6 +141,8 @@ class LoguxSynced(models.Model):
     objects = LoguxSyncedManager()
 
     _logux: ClassVar[LoguxOptions]
+    # Each concrete synced model's tracker of its synced fields, set when the class is prepared.
+    logux_tracker: SnapshotInstanceTracker
 
     class Meta:
         abstract = True
@@ -187,19 +181,32 @@ class LoguxSynced(models.Model):
                 super().save(*args, **kwargs)
         finally:
             self.__dict__.pop(PENDING, None)  # the receiver took it, unless the save failed first
+        # Only now: a save that raised leaves its changes to be found by the next save.
+        getattr(type(self), TRACKER).reset(self, kwargs.get("update_fields"))
+
+    def refresh_from_db(
+        self,
+        using: str | None = None,
+        fields: Iterable[str] | None = None,
+        from_queryset: models.QuerySet[Any] | None = None,
+    ) -> None:
+        # Django's descriptor loads a deferred field through this too: its value joins the snapshot.
+        fields = None if fields is None else list(fields)
+        super().refresh_from_db(using, fields, from_queryset)
+        getattr(type(self), TRACKER).reset(self, fields)
 
     @classmethod
     def from_db(cls, db: str | None, field_names: Collection[str], values: Collection[Any], **kwargs: Any) -> Self:
         # Whatever else Django passes (6.1's `fetch_mode`; none on 5.2) goes through unchanged.
         instance = super().from_db(db, field_names, values, **kwargs)
-        instance.__dict__[SAVED] = getattr(cls, TRACKER).loaded(instance)  # the values loaded
+        instance.__dict__[SNAPSHOT] = getattr(cls, TRACKER).loaded(instance)  # the values loaded
         return instance
 
     def _saved_values(self) -> dict[str, Any]:
         """The synced fields' stored values (the tracker's snapshot). Those missing from it (deferred
         when the row was loaded) are fetched first, in one query, and the ones still deferred loaded:
         a save compares the assigned ones and sends the others' values."""
-        saved: dict[str, Any] = self.__dict__.setdefault(SAVED, {})
+        saved: dict[str, Any] = self.__dict__.setdefault(SNAPSHOT, {})
         missing = [name for name in self._logux.fields if name not in saved]
         if missing:
             getattr(type(self), TRACKER).load_stored(self, missing)
@@ -293,173 +300,6 @@ class LoguxSynced(models.Model):
         return bool(user.has_perm(perm) or user.has_perm(perm, self))
 
 
-# Immutable values, which the snapshot keeps as they are (a deep copy of a datetime or a UUID takes
-# microseconds).
-_ATOMIC = frozenset(
-    {str, int, float, bool, bytes, type(None), datetime.date, datetime.datetime, datetime.time, datetime.timedelta}
-    | {decimal.Decimal, uuid.UUID}
-)
-
-
-def _copy(value: Any) -> Any:
-    """model_utils copies the saved values against in-place changes."""
-    return value if type(value) in _ATOMIC else lightweight_deepcopy(value)
-
-
-class _InstanceTracker(FieldInstanceTracker):
-    """model_utils' per-instance tracker, a view of the snapshot the row keeps in its dict (see
-    _Tracker). Without model_utils' descriptor wrappers, `previous` fetches the stored value of a field
-    assigned before it was loaded."""
-
-    def __init__(self, instance: models.Model, tracker: _Tracker) -> None:
-        super().__init__(instance, tracker.fields, tracker.field_map)
-        self.tracker: _Tracker = tracker  # an instance attribute: not read as a descriptor
-
-    @property  # type: ignore[override]
-    def saved_data(self) -> dict[str, Any]:
-        return self.instance.__dict__.setdefault(SAVED, {})  # type: ignore[no-any-return]
-
-    @saved_data.setter
-    def saved_data(self, value: dict[str, Any]) -> None:
-        self.instance.__dict__[SAVED] = value
-
-    def current(self, fields: Iterable[str] | None = None) -> dict[str, Any]:
-        instance = self.instance
-        data = instance.__dict__
-        columns = self.tracker.columns
-        if fields is None:  # the loaded ones (model_utils' deferred check misses a relation's attname)
-            fields = [name for name in self.fields if columns[name][0] in data]
-        values = {}
-        for name in fields:
-            attname, plain = columns[name]
-            values[name] = data[attname] if plain and attname in data else getattr(instance, attname)
-        return values
-
-    def set_saved_fields(self, fields: Iterable[str] | None = None) -> None:
-        if not self.instance.pk:
-            self.saved_data = {}
-        elif fields is None:
-            self.saved_data = self.tracker.loaded(self.instance)
-        else:
-            self.saved_data.update({name: _copy(value) for name, value in self.current(fields).items()})
-
-    def has_changed(self, field: str) -> bool:
-        if field in self.fields and self.field_map[field] not in self.instance.__dict__:
-            return False  # deferred, never read nor assigned
-        return super().has_changed(field)
-
-    def previous(self, field: str) -> Any:
-        if field in self.fields and field not in self.saved_data and not self.instance._state.adding:
-            self.tracker.load_stored(self.instance, [field])
-        return self.saved_data.get(field)
-
-
-class _Tracker(FieldTracker):
-    """django-model-utils' FieldTracker without its descriptor wrappers and patched `__init__`, with a
-    cheaper snapshot of the saved values and a cheaper reset after a save.
-
-    model_utils builds a per-instance tracker holding a snapshot in `__init__`, for every instance.
-    Here the snapshot is a plain dict in the row's own `__dict__` (SAVED), taken by
-    LoguxSynced.from_db() (the values loaded) and after each successful save or refresh; a new row has
-    none until its first save, which sends every field. The per-instance tracker is only a view of
-    it, built when something asks for `obj._logux_tracker`, so building or saving a row builds none."""
-
-    # Per tracked field: its attname, and whether its descriptor reads a loaded value from the instance dict.
-    columns: dict[str, tuple[str, bool]]
-    # Tracked field names by name and by attname (`update_fields` and `refresh_from_db` take either).
-    names: dict[str, str]
-
-    def finalize_class(self, sender: type[models.Model], **kwargs: Any) -> None:
-        # model_utils wraps each tracked field's descriptor, which makes every read and assignment
-        # check for deferred fields (a Python call each), so that a deferred field's stored value is
-        # snapshotted when it is loaded or first assigned. Here a deferred field loaded later goes
-        # through refresh_from_db() (Django's descriptor calls it), patched below, and the stored value
-        # of one assigned before it was loaded is fetched when a save or `previous()` needs it.
-        self.fields = set(self.fields)
-        self.field_map = self.get_field_map(sender)
-        self.model_class = sender
-        setattr(sender, self.name, self)
-        self.columns = {
-            name: (attname, reads_instance_dict(getattr(sender, attname, None)))
-            for name, attname in self.field_map.items()
-        }
-        self.names = {**{name: name for name in self.columns}, **{a: name for name, (a, _) in self.columns.items()}}
-        self.patch_save(sender)
-
-    def patch_init(self, model: type[models.Model]) -> None:
-        pass
-
-    @overload
-    def __get__(self, instance: None, owner: type[models.Model]) -> FieldTracker: ...
-
-    @overload
-    def __get__(self, instance: models.Model, owner: type[models.Model]) -> FieldInstanceTracker: ...
-
-    def __get__(self, instance: models.Model | None, owner: type[models.Model]) -> FieldTracker | FieldInstanceTracker:
-        if instance is None:
-            return self
-        return self.of(instance)
-
-    def of(self, instance: models.Model) -> _InstanceTracker:
-        """The instance's tracker, built on first access (kept for model_utils' nested contexts)."""
-        tracker = instance.__dict__.get(self.attname)
-        if tracker is None or tracker.instance is not instance:  # none yet, or copied with the row
-            tracker = _InstanceTracker(instance, self)
-            instance.__dict__[self.attname] = tracker
-        return tracker  # type: ignore[no-any-return]
-
-    def loaded(self, instance: models.Model, names: Iterable[str] | None = None) -> dict[str, Any]:
-        """The tracked fields' values loaded in the instance (all, or `names`), copied for a snapshot."""
-        data = instance.__dict__
-        values = {}
-        columns = self.columns
-        for name in columns if names is None else names:
-            attname, plain = columns[name]
-            if attname in data:
-                values[name] = _copy(data[attname] if plain else getattr(instance, attname))
-        return values
-
-    def load_stored(self, instance: models.Model, names: list[str]) -> None:
-        """Put the stored values of `names` in the snapshot, in one query; those still deferred are
-        loaded into the instance too, as reading them would."""
-        if instance.pk is None:
-            return
-        attnames = [self.columns[name][0] for name in names]
-        manager = type(instance)._base_manager.db_manager(instance._state.db, hints={"instance": instance})
-        row = manager.filter(pk=instance.pk).values_list(*attnames).first()
-        if row is None:  # no stored row: nothing to compare with
-            return
-        data = instance.__dict__
-        saved = data.setdefault(SAVED, {})
-        for name, attname, value in zip(names, attnames, row, strict=True):
-            if attname not in data:
-                setattr(instance, attname, value)
-            saved[name] = _copy(value)
-
-    def _patch(self, model: type[models.Model], method: str, fields_kwarg: str) -> None:
-        # model_utils resets the saved values when save_base() or refresh_from_db() exits, through a
-        # context object that counts nested calls per field. Here they are reset when the call
-        # succeeds (a failed save leaves its changes to be found by the next save), with the same
-        # `update_fields` / `fields` rule (names or attnames).
-        original = getattr(model, method)
-        names = self.names
-        position = list(inspect.signature(original).parameters).index(fields_kwarg) - 1  # after `self`
-
-        @functools.wraps(original)
-        def patched(instance: models.Model, *args: Any, **kwargs: Any) -> Any:
-            result = original(instance, *args, **kwargs)
-            fields = args[position] if len(args) > position else kwargs.get(fields_kwarg)
-            data = instance.__dict__
-            if fields is None:
-                data[SAVED] = self.loaded(instance)
-            else:  # a new dict: a copy of the row (copy.copy) keeps its own
-                loaded = self.loaded(instance, [names[f] for f in fields if f in names])
-                data[SAVED] = {**data.get(SAVED, {}), **loaded}
-            return result
-
-        setattr(model, method, patched)
-
-
 def _prepare(sender: type[models.Model], **kwargs: Any) -> None:
     """Give each concrete synced model its options and its tracker; its handlers and signal receivers
     are connected by the model-sync app (LoguxModelSyncConfig.ready())."""
@@ -467,11 +307,7 @@ def _prepare(sender: type[models.Model], **kwargs: Any) -> None:
         return
     opts = LoguxOptions.from_model(sender)
     sender._logux = opts
-    tracker = _Tracker(fields=list(opts.fields))
-    tracker.contribute_to_class(sender, TRACKER)
-    setattr(sender, TRACKER, tracker)
-    # class_prepared is being sent right now, so the tracker's own receiver will not run: finish it here.
-    tracker.finalize_class(sender)
+    SnapshotFieldTracker(opts.fields).contribute_to_class(sender, TRACKER)
 
 
 class_prepared.connect(_prepare, dispatch_uid="logux_sync.sync.prepare")
