@@ -13,7 +13,9 @@ from .conf import SETTING_NAME, logux_settings
 KEY_PREFIX = "logux_sync:wrong-secret:"
 
 
-def _key(ip: str) -> str:
+def cache_key(ip: str) -> str:
+    """The key counting `ip`'s wrong secrets in the CACHE alias (before the cache's own KEY_PREFIX and
+    VERSION): `logux_sync:wrong-secret:<REMOTE_ADDR>`."""
     return KEY_PREFIX + ip
 
 
@@ -32,7 +34,8 @@ _local = _Cache()
 _generation = 0
 
 
-def _cache() -> BaseCache:
+def counting_cache() -> BaseCache:
+    """The cache that counts wrong secrets (`caches[LOGUX_SYNC["CACHE"]]`), as this thread's client."""
     local = _local
     if local.generation != _generation:
         local.cache = caches[logux_settings.CACHE]
@@ -51,14 +54,14 @@ setting_changed.connect(_settings_changed, dispatch_uid="logux_sync.throttle.set
 
 def is_locked(ip: str) -> bool:
     """True while `ip` has BRUTE_FORCE_LIMIT wrong secrets within the window."""
-    count = _cache().get(_key(ip))
+    count = counting_cache().get(cache_key(ip))
     return count is not None and int(count) >= logux_settings.BRUTE_FORCE_LIMIT
 
 
 def remember_wrong_secret(ip: str) -> None:
     """Count one wrong secret; the count expires BRUTE_FORCE_WINDOW seconds after the last one."""
-    cache = _cache()
-    key, window = _key(ip), logux_settings.BRUTE_FORCE_WINDOW
+    cache = counting_cache()
+    key, window = cache_key(ip), logux_settings.BRUTE_FORCE_WINDOW
     # add() then incr() is atomic on Redis and Memcached, so concurrent workers lose no attempt.
     cache.add(key, 0, timeout=window)
     try:
@@ -69,4 +72,4 @@ def remember_wrong_secret(ip: str) -> None:
 
 
 def reset(ip: str) -> None:
-    _cache().delete(_key(ip))
+    counting_cache().delete(cache_key(ip))

@@ -105,7 +105,7 @@ def test_lock_expires_after_the_window(redis_caches: dict) -> None:
         for _ in range(3):
             throttle.remember_wrong_secret(IP)
         assert throttle.is_locked(IP)
-        key = caches["one"].make_key(throttle._key(IP))
+        key = caches["one"].make_key(throttle.cache_key(IP))
         assert 0 < redis.Redis.from_url(REDIS_URL).pttl(key) <= 1000
         time.sleep(1.1)
     with override_settings(LOGUX_SYNC=logux("two", BRUTE_FORCE_WINDOW=1)):
@@ -140,14 +140,14 @@ def test_concurrent_wrong_secrets_are_all_counted(redis_caches: dict) -> None:
         for thread in threads:
             thread.join(10)
         assert failures == []
-        assert caches["two"].get(throttle._key(IP)) == threads_count
+        assert caches["two"].get(throttle.cache_key(IP)) == threads_count
 
 
 def test_each_thread_counts_with_its_own_client_of_the_cache(file_caches: None) -> None:
     seen: list[object] = []
     with override_settings(LOGUX_SYNC=logux("one")):
-        assert throttle._cache() is caches["one"]
-        thread = threading.Thread(target=lambda: seen.append(throttle._cache() is caches["one"]))
+        assert throttle.counting_cache() is caches["one"]
+        thread = threading.Thread(target=lambda: seen.append(throttle.counting_cache() is caches["one"]))
         thread.start()
         thread.join(5)
     assert seen == [True]

@@ -86,6 +86,36 @@ def test_get_is_not_allowed(endpoint: Endpoint) -> None:
     assert endpoint.client.get("/logux/").status_code == 405
 
 
+def test_a_post_goes_through_dispatch_and_needs_no_csrf_token() -> None:
+    from django.test import Client, RequestFactory
+
+    from logux_sync.views import LoguxView
+
+    seen: list[str] = []
+
+    class Watched(LoguxView):
+        def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+            seen.append(request.method)
+            return super().dispatch(request, *args, **kwargs)
+
+    request = RequestFactory().post("/", json.dumps(body()), content_type="application/json")
+    assert Watched.as_view()(request).status_code == 200 and seen == ["POST"]
+    assert Watched.as_view()(RequestFactory().get("/")).status_code == 405 and seen == ["POST", "GET"]
+    strict = Client(enforce_csrf_checks=True)
+    response = strict.post("/logux/", json.dumps(body()), content_type="application/json")
+    assert response.status_code == 200
+
+
+def test_the_lock_is_counted_under_its_documented_key(endpoint: Endpoint) -> None:
+    from django.core.cache import caches
+
+    from logux_sync.throttle import cache_key
+
+    endpoint.post(body(secret="bad"), ip="10.0.0.9")
+    assert cache_key("10.0.0.9") == "logux_sync:wrong-secret:10.0.0.9"
+    assert caches["default"].get(cache_key("10.0.0.9")) == 1
+
+
 def test_brute_force_lock_per_ip(endpoint: Endpoint) -> None:
     for _ in range(3):
         assert endpoint.post(body(secret="bad"))[0] == 403
