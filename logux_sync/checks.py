@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from .auth import parse_range
-from .conf import SETTING_NAME, logux_settings
+from .conf import FANOUT_MODES, SETTING_NAME, logux_settings
 from .exceptions import ImproperlyConfigured
 
 HINT_SETTINGS = f"Set it in settings.{SETTING_NAME} (see the README's configuration reference)."
@@ -26,7 +26,7 @@ CACHE_CLIENTS = {
 @register(Tags.security, "logux_sync")
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """E001 secret, E002 auth function, E003 supported range, E004 settings dict, E005 URLs, E006 cache
-    client library, W001 cache."""
+    client library, E007 fan-out mode, W001 cache."""
     messages: list[CheckMessage] = []
     try:
         _ = logux_settings.user_settings
@@ -88,6 +88,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 "installed: the Logux endpoint would fail on its first wrong secret.",
                 hint=f"Run `{install}`, or point LOGUX_SYNC['CACHE'] at another cache.",
                 id="logux_sync.E006",
+            )
+        )
+    fanout = logux_settings.raw("FANOUT")
+    if fanout not in FANOUT_MODES:
+        messages.append(
+            Error(
+                f"{SETTING_NAME}['FANOUT'] = {fanout!r} is not a fan-out mode.",
+                hint="Use 'nodes' (any Logux server) or 'bridge' (only behind the logux-sync bridge, "
+                "`manage.py logux_server`, on @logux/server 0.14).",
+                id="logux_sync.E007",
             )
         )
     if backend.endswith(("LocMemCache", "DummyCache")):

@@ -58,6 +58,11 @@ DEFAULTS: dict[str, Any] = {
     "MAX_FILTER_SIZE": 1024,
     "MAX_SUBSCRIPTIONS_PER_NODE": 1000,
     "MAX_SUBSCRIPTIONS_PER_USER": 5000,
+    # Model sync: who finds the nodes a change reaches. "nodes": Django, for every change (any Logux
+    # server); "bridge": a change every subscriber may read (`LoguxMeta.readers` returns True) goes
+    # once to the logux-sync bridge (@logux/server 0.14), which finds its nodes itself; Django
+    # addresses the others (see README "Running at scale").
+    "FANOUT": "nodes",
 }
 
 ENV_FALLBACKS = {"SECRET": "LOGUX_CONTROL_SECRET", "URLS": "LOGUX_URL"}
@@ -65,6 +70,8 @@ ENV_FALLBACKS = {"SECRET": "LOGUX_CONTROL_SECRET", "URLS": "LOGUX_URL"}
 IMPORT_STRINGS = {"AUTH_FUNCTION"}
 
 DELIVERY_MODES = ("thread", "inline", "worker")
+
+FANOUT_MODES = ("nodes", "bridge")
 
 
 class Settings:
@@ -117,6 +124,10 @@ class Settings:
         if key == "DELIVERY" and value not in DELIVERY_MODES:
             raise ImproperlyConfigured(
                 f"{SETTING_NAME}['DELIVERY'] = {value!r}; expected one of {', '.join(map(repr, DELIVERY_MODES))}"
+            )
+        if key == "FANOUT" and value not in FANOUT_MODES:
+            raise ImproperlyConfigured(
+                f"{SETTING_NAME}['FANOUT'] = {value!r}; expected one of {', '.join(map(repr, FANOUT_MODES))}"
             )
         if key == "ERROR_TRACEBACKS" and value is None:
             return bool(django_settings.DEBUG)

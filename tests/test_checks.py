@@ -93,6 +93,19 @@ def test_e005_https_and_env_urls_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     assert errors({"SECRET": "secret"}) == []
 
 
+@pytest.mark.parametrize("fanout", ["channels", "", None, "Bridge"])
+def test_e007_an_unknown_fanout_mode(fanout: Any) -> None:
+    assert errors({**GOOD, "FANOUT": fanout}) == ["logux_sync.E007"]
+    with override_settings(LOGUX_SYNC={**GOOD, "FANOUT": fanout}, CACHES=REDIS_CACHES):
+        [message] = check_settings()
+    assert "'nodes'" in str(message.hint) and "'bridge'" in str(message.hint)
+
+
+@pytest.mark.parametrize("fanout", ["nodes", "bridge"])
+def test_e007_the_fanout_modes_pass(fanout: str) -> None:
+    assert errors({**GOOD, "FANOUT": fanout}) == []
+
+
 @pytest.mark.parametrize("backend", ["locmem.LocMemCache", "dummy.DummyCache"])
 def test_w001_process_local_cache(backend: str) -> None:
     caches = {"default": {"BACKEND": f"django.core.cache.backends.{backend}"}}
@@ -125,8 +138,15 @@ def test_e006_a_cache_whose_client_library_is_missing(monkeypatch: pytest.Monkey
 
 
 def test_several_problems_are_reported_together() -> None:
-    found = ids(LOGUX_SYNC={"AUTH_FUNCTION": "nowhere.auth", "SUPPORTS": "^^1", "URLS": []})
-    assert found == ["logux_sync.E001", "logux_sync.E002", "logux_sync.E003", "logux_sync.E005", "logux_sync.W001"]
+    found = ids(LOGUX_SYNC={"AUTH_FUNCTION": "nowhere.auth", "SUPPORTS": "^^1", "URLS": [], "FANOUT": "all"})
+    assert found == [
+        "logux_sync.E001",
+        "logux_sync.E002",
+        "logux_sync.E003",
+        "logux_sync.E005",
+        "logux_sync.E007",
+        "logux_sync.W001",
+    ]
 
 
 # `manage.py check` runs the model checks too, and since Django 6.1 hands them every database alias

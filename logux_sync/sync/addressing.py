@@ -23,6 +23,7 @@ from ..commands import load_users
 from ..protocol import Action, RawMeta, is_first_older
 from .changes import Change, Entry, is_change
 from .clocks import clock_meta, derived_id, field_clock
+from .fanout import bridge_mode, fanned_out
 from .keys import match_key
 from .options import LoguxOptions, WireError, synced_models, to_wire
 from .subscriptions import filter_shapes, subscribers
@@ -180,6 +181,8 @@ class _Plan:
     reached: list[tuple[str, bool, bool, bool]] = field(default_factory=list)
     # Every reached node could read the row before exactly when it may now (the same readers)
     same_readers: bool = False
+    # Sent once for the bridge to fan out (FANOUT "bridge"): every subscriber may read it, and could before
+    bridge: bool = False
 
     @property
     def transition(self) -> bool:
@@ -277,6 +280,8 @@ def _pairs(plan: _Plan) -> list[tuple[Action, RawMeta]]:
     """The change's actions for the nodes it reached: the change to those that may read the row now
     (and could before), `created` to those that may read it only now, `deleted` to those that no longer may."""
     change, opts = plan.change, plan.opts
+    if plan.bridge:
+        return [(plan.action, fanned_out(change, opts.row_channel(change.wire_id), plan.match_keys))]
     nodes: list[str] = []
     gone: list[str] = []
     joined: list[str] = []
@@ -315,6 +320,15 @@ def _pairs(plan: _Plan) -> list[tuple[Action, RawMeta]]:
     return pairs
 
 
+def _everyone_reads(plan: _Plan, readers: Q | bool | None) -> bool:
+    """May every subscriber read the row now, and could it before the change (FANOUT "bridge" sends
+    such a change once)? A row that only now became readable to all is addressed here: its new
+    readers get `created`, which the bridge cannot tell apart."""
+    if readers is not True:
+        return False
+    return not plan.transition or plan.before().logux_readers() is True
+
+
 def address_each(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[list[tuple[Action, RawMeta]]]:
     """Each change as `(action, meta)` addressed to nodes, never to a channel as a whole: the nodes
     subscribed to its row, or to a list or derived channel whose filter matches its old or new state,
@@ -324,9 +338,12 @@ def address_each(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[l
     that makes it readable as `<plural>/created` with every field: for that user the row left or
     joined the set it may see.
 
+    With FANOUT "bridge", a change every subscriber may read (and could before) is one action for the
+    logux-sync bridge to fan out instead (see fanout.py): no subscription is read for it.
+
     Queries: the rows (one per model), the filter shapes (one), then one per change whose model has
-    `readers` (subscriptions joined with readers), and for the others together one for their
-    subscriptions and one per 2,000 distinct users."""
+    `readers` (subscriptions joined with readers) and is not fanned out by the bridge, and for the
+    others together one for their subscriptions and one per 2,000 distinct users."""
 
     if not changes:
         return []
@@ -335,11 +352,14 @@ def address_each(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[l
     plans = [_plan(change, objects, shapes) for change in changes]
     by_can_read: list[_Plan] = []
     bulk = _readers_bulk_ok()
+    bridge = bridge_mode()
     for plan in plans:
         if plan.obj is None:
             continue
-        readers = plan.obj.logux_readers() if bulk else None
-        if readers is None:
+        readers = plan.obj.logux_readers() if bulk or bridge else None
+        if bridge and _everyone_reads(plan, readers):
+            plan.bridge = True
+        elif readers is None or not bulk:
             by_can_read.append(plan)
         else:
             _address_by_readers(plan, readers)

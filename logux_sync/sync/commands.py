@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Iterable, Iterator
@@ -17,6 +18,7 @@ from ..encoded import EncodedPairs, quote
 from ..exceptions import SubscriptionLimit, Undo
 from ..protocol import Action, Meta, RawMeta, dumps
 from .clocks import EVERY, clock_meta, derived_id, field_clock, is_newer, now_ms
+from .fanout import bridge_mode, watch
 from .models import LoguxSynced
 from .options import LoguxOptions, WireError, to_wire
 from .subscriptions import remember
@@ -386,7 +388,12 @@ class ListChannel(SyncedChannel):
             raise Undo("limit", details=str(limit)) from None
         self.remember(meta, wire_filter, channel=self.channel)
         # The rows stream: they are read, encoded and written a few hundred at a time.
-        return self.rows(wire_filter, self.since_time())
+        rows = self.rows(wire_filter, self.since_time())
+        if not bridge_mode():
+            return rows
+        # The bridge watches this list for the node before any row of it is loaded (fanout.py).
+        opening = watch(self.opts.plural, wire_filter, self.mark_rows_subscribed, self.opts.subscription_ttl)
+        return itertools.chain([opening], rows)
 
     def rows(self, wire_filter: dict[str, Any], since: float | None) -> Iterator[tuple[Action, RawMeta] | EncodedPairs]:
         opts = self.opts
