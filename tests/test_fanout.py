@@ -36,7 +36,9 @@ NODES = {"SECRET": "secret", "FANOUT": "nodes"}
 @pytest.fixture
 def public_when_pinned(monkeypatch: pytest.MonkeyPatch) -> None:
     """A pinned note may be read by every subscriber (readers True), another only by its owner."""
-    monkeypatch.setattr(Note.LoguxMeta, "readers", staticmethod(lambda note: True if note.pinned else Q(pk=note.owner_id)))
+    monkeypatch.setattr(
+        Note.LoguxMeta, "readers", staticmethod(lambda note: True if note.pinned else Q(pk=note.owner_id))
+    )
     monkeypatch.setattr(
         Note.LoguxMeta, "can_read", staticmethod(lambda user, note: note.pinned or user.pk == note.owner_id)
     )
@@ -202,7 +204,9 @@ def subscribe(endpoint: Endpoint, channel: str, user_id: Any, **extra: Any) -> l
     return endpoint.answers(action_command(action, meta_id=f"5 {user_id}:c:t 0", time=5))
 
 
-def test_a_list_load_opens_with_a_watch_for_the_node_in_bridge_mode(endpoint: Endpoint, sent: delivery.Captured) -> None:
+def test_a_list_load_opens_with_a_watch_for_the_node_in_bridge_mode(
+    endpoint: Endpoint, sent: delivery.Captured
+) -> None:
     ann = User.objects.create_user("ann", password="pw")
     Note.objects.create(id="n1", text="a", owner=ann)
     with override_settings(LOGUX_SYNC=BRIDGE):

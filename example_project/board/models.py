@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from logux_sync.conf import logux_settings
 from logux_sync.sync.models import LoguxSynced
 
 
@@ -33,9 +34,15 @@ class Task(LoguxSynced):
             return _is_user(user) and (not task.private or task.owner_id == user.pk)
 
         @staticmethod
-        def readers(task: Task) -> Q:
+        def readers(task: Task) -> Q | bool:
             # can_read in bulk: who receives a change is decided in one query, whatever the subscribers.
-            return Q(pk=task.owner_id) if task.private else Q()
+            if task.private:
+                return Q(pk=task.owner_id)
+            # Every subscriber of the board signed in as an active user (the auth function refuses
+            # others, and can_subscribe anonymous ones), so behind the bridge a public card is for
+            # every subscriber: True lets the bridge fan it out. The one difference from Q(): a user
+            # deactivated while connected hears of public cards until it disconnects.
+            return True if logux_settings.FANOUT == "bridge" else Q()
 
         @staticmethod
         def can_subscribe(user: Any, filter: dict[str, Any], channel: str) -> bool:

@@ -104,6 +104,9 @@ LOGUX_SYNC = {
     "SUBPROTOCOL": "1.0.0",
     "SUPPORTS": "^1.0.0",
 }
+# "bridge" when the example runs behind the logux-sync bridge (`manage.py logux_server`) and should
+# let it fan out public cards (README "Running at scale"); "nodes" works behind any Logux server.
+LOGUX_SYNC["FANOUT"] = os.environ.get("EXAMPLE_FANOUT", "nodes")
 if os.environ.get("EXAMPLE_TOKEN_MAX_AGE"):
     LOGUX_SYNC["TOKEN_MAX_AGE"] = int(os.environ["EXAMPLE_TOKEN_MAX_AGE"])
 

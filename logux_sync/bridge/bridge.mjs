@@ -17,6 +17,10 @@
 //   --logger           LOGUX_LOGGER           human or json                                       human
 //   --log-level        LOGUX_LOG_LEVEL        info (every action) or warn (problems only)          info
 // `manage.py logux_server` fills these from Django's settings.
+//
+// With LOGUX_SYNC['FANOUT'] = 'bridge', Django sends a change every subscriber may read once, with
+// `meta.logux_sync = {plural, channel, keys, created}`, and this bridge finds the nodes connected here
+// that it reaches (see "fan-out" below); Django addresses every other change to its nodes itself.
 import { LoguxError, parseId } from '@logux/core'
 import { Server } from '@logux/server'
 import http from 'node:http'
@@ -321,6 +325,139 @@ export class Backend {
   }
 }
 
+// ---- fan-out (LOGUX_SYNC['FANOUT'] = 'bridge') -------------------------------------------------
+
+export const WATCH = 'logux_sync/watch'
+export const FANOUT_META = 'logux_sync'
+// Longest wait (ms) of a fanned-out change for the subscribes in flight when it arrived: a list being
+// subscribed right now may match it, and its watch comes in the subscribe's answer.
+export const HOLD_MS = 2000
+
+// What identifies one subscription of a node: its channel and filter (as @logux/server keys filters).
+export function subscriptionId(action) {
+  return `${action.channel}\n${JSON.stringify(action.filter || {})}`
+}
+
+// A client id (`user:client`) of a node id (`user:client:tab` or `user:client`).
+export function clientOf(node) {
+  return node.split(':').slice(0, 2).join(':')
+}
+
+export function isWatch(action) {
+  return (
+    action.type === WATCH &&
+    typeof action.plural === 'string' &&
+    typeof action.key === 'string' &&
+    typeof action.ttl === 'number' &&
+    action.ttl > 0
+  )
+}
+
+export function isFanOut(info) {
+  return (
+    typeof info === 'object' &&
+    info !== null &&
+    typeof info.plural === 'string' &&
+    typeof info.channel === 'string' &&
+    Array.isArray(info.keys) &&
+    info.keys.every(key => typeof key === 'string')
+  )
+}
+
+// The list and derived subscriptions Django approved for the nodes connected here, by the match key
+// of their filter: Django opens each such load with a watch, and only those are taken.
+export class Watches {
+  constructor(now = () => Date.now()) {
+    this.now = now
+    this.byNode = new Map() // node -> Map(subscription id -> entry)
+    this.byKey = new Map() // `plural\nkey` -> Set(entry)
+  }
+
+  get size() {
+    let size = 0
+    for (let entries of this.byNode.values()) size += entries.size
+    return size
+  }
+
+  add(node, subscription, { key, list, plural, ttl }) {
+    this.remove(node, subscription)
+    let entry = { expires: this.now() + ttl * 1000, index: `${plural}\n${key}`, list: list === true, node, subscription }
+    if (!this.byNode.has(node)) this.byNode.set(node, new Map())
+    this.byNode.get(node).set(subscription, entry)
+    if (!this.byKey.has(entry.index)) this.byKey.set(entry.index, new Set())
+    this.byKey.get(entry.index).add(entry)
+  }
+
+  remove(node, subscription) {
+    let entry = this.byNode.get(node)?.get(subscription)
+    if (entry) this.forget(entry)
+  }
+
+  // A node left: every watch of it goes.
+  drop(node) {
+    for (let entry of [...(this.byNode.get(node)?.values() || [])]) this.forget(entry)
+  }
+
+  forget(entry) {
+    let mine = this.byNode.get(entry.node)
+    mine?.delete(entry.subscription)
+    if (mine?.size === 0) this.byNode.delete(entry.node)
+    let same = this.byKey.get(entry.index)
+    same?.delete(entry)
+    if (same?.size === 0) this.byKey.delete(entry.index)
+  }
+
+  // The nodes watching a list of `plural` with one of `keys` (unexpired), each with whether one of
+  // them is a createFilter list.
+  find(plural, keys) {
+    let found = new Map()
+    let now = this.now()
+    for (let key of keys) {
+      let entries = this.byKey.get(`${plural}\n${key}`)
+      if (!entries) continue
+      for (let entry of entries) {
+        if (entry.expires <= now) {
+          this.forget(entry) // subscription_ttl passed without a resubscribe, as Django forgets it
+        } else {
+          found.set(entry.node, found.get(entry.node) === true || entry.list)
+        }
+      }
+    }
+    return found
+  }
+}
+
+// The nodes connected here a fanned-out change reaches: those subscribed to its row's channel (this
+// server's subscribers: Django approved them) and those watching a list it matches, without the
+// author's client; `marks`: the createFilter list nodes to mark subscribed to the row first when it
+// is created (as Django does when it addresses a `created`).
+export function fanOutTargets(watches, rowSubscribers, info, excludeClients = []) {
+  let excluded = new Set(excludeClients)
+  let nodes = new Set()
+  for (let node of Object.keys(rowSubscribers || {})) {
+    if (!excluded.has(clientOf(node))) nodes.add(node)
+  }
+  let marks = []
+  for (let [node, list] of watches.find(info.plural, info.keys)) {
+    if (excluded.has(clientOf(node)) || nodes.has(node)) continue
+    if (info.created === true && list) marks.push(node)
+    nodes.add(node)
+  }
+  return { marks, nodes: [...nodes] }
+}
+
+function settledWithin(promises, ms) {
+  if (promises.length === 0) return Promise.resolve()
+  return new Promise(resolve => {
+    let timer = setTimeout(resolve, ms)
+    timer.unref?.()
+    Promise.allSettled(promises).then(() => {
+      clearTimeout(timer)
+      resolve()
+    })
+  })
+}
+
 // ---- the Logux server ------------------------------------------------------------------------
 
 function deferred() {
@@ -397,10 +534,33 @@ export function createBridge(options) {
   })
   let masks = parseMasks(options.controlMask)
   let inFlight = new Map()
+  let watches = new Watches()
+  // States of the subscribes sent to Django and not finished (a fanned-out change waits for them).
+  let subscribing = new Set()
+  // Fanned-out changes go out in the order they came, each after the subscribes it waits for.
+  let fanning = Promise.resolve()
+
+  function fanOut(action, meta) {
+    let { [FANOUT_META]: info, ...rest } = meta
+    if (!isFanOut(info)) return Promise.resolve() // not Django's: deliver nothing rather than guess
+    let waitFor = [...subscribing].map(state => state.settled.promise)
+    let send = () => {
+      let { marks, nodes } = fanOutTargets(watches, server.subscribers[info.channel], info, rest.excludeClients)
+      for (let node of marks) server.subscribe(node, info.channel)
+      if (nodes.length === 0) return undefined
+      return server.log.add(action, { status: 'processed', ...rest, nodes })
+    }
+    fanning = fanning.then(() => settledWithin(waitFor, HOLD_MS)).then(send)
+    fanning = fanning.catch(error => server.emitter.emit('report', 'error', { actionId: meta.id, err: error }))
+    return fanning
+  }
 
   // Actions for nodes: `logux/subscribed` to a node connected here subscribes it on this server
   // (server.subscribe), so a list load or Django's add() covers a row without a subscribe per row.
   function deliver(action, meta) {
+    // A watch counts only in the answer to the subscribe it opens (see sendAction); never for a client.
+    if (action.type === WATCH) return Promise.resolve()
+    if (meta[FANOUT_META] !== undefined) return fanOut(action, meta)
     if (action.type === 'logux/subscribed' && typeof action.channel === 'string' && Array.isArray(meta.nodes)) {
       let others = meta.nodes.filter(node => !server.nodeIds.has(node))
       for (let node of meta.nodes) {
@@ -432,6 +592,10 @@ export function createBridge(options) {
       resend: action.type === 'logux/subscribe' ? null : deferred()
     }
     inFlight.set(meta.id, state)
+    if (action.type === 'logux/subscribe') {
+      state.settled = deferred()
+      subscribing.add(state)
+    }
     let checked = false
     let processed = false
     let failed = false
@@ -446,6 +610,13 @@ export function createBridge(options) {
       { action, command: 'action', headers, meta: backendMeta(meta) },
       {
         action(data) {
+          if (data.action?.type === WATCH) {
+            // Django approved this node's list: it watches the match key (never from another answer).
+            if (action.type === 'logux/subscribe' && isWatch(data.action)) {
+              watches.add(parseId(meta.id).nodeId, subscriptionId(action), data.action)
+            }
+            return
+          }
           state.actions.push(deliver(data.action, data.meta || {}))
         },
         approved() {
@@ -581,7 +752,17 @@ export function createBridge(options) {
       })
   )
 
-  let forgetState = (ctx, action, meta) => inFlight.delete(meta.id)
+  let forgetState = (ctx, action, meta) => {
+    let state = inFlight.get(meta.id)
+    if (state?.settled) {
+      subscribing.delete(state)
+      state.settled.resolve()
+    }
+    inFlight.delete(meta.id)
+  }
+
+  // Only Django and this bridge speak `logux_sync/*` (watches, notices): a client's is refused.
+  server.type(/^logux_sync\//, { access: () => false })
 
   server.otherType({
     access(ctx, action, meta) {
@@ -610,6 +791,7 @@ export function createBridge(options) {
   // A client's own `logux/unsubscribe` (not the ones the server makes up while a client disconnects:
   // those carry the server's node id, and the disconnect below covers them).
   server.on('unsubscribed', (action, meta, clientNodeId) => {
+    watches.remove(clientNodeId, subscriptionId(action))
     if (parseId(meta.id).nodeId === server.nodeId) return
     let forward = { channel: action.channel, node: clientNodeId, type: 'logux/unsubscribe' }
     if (action.filter) forward.filter = action.filter
@@ -618,6 +800,7 @@ export function createBridge(options) {
 
   server.on('disconnected', client => {
     if (client.nodeId && !client.zombie) {
+      watches.drop(client.nodeId)
       tell({ node: client.nodeId, type: 'logux_sync/disconnected' })
     }
   })
@@ -666,7 +849,7 @@ export function createBridge(options) {
   })
 
   server.unbind.push(() => backend.destroy())
-  return { backend, server }
+  return { backend, server, watches }
 }
 
 async function main() {

@@ -48,7 +48,12 @@ def fanned_out(change: Change, channel: str, keys: Iterable[str]) -> RawMeta:
     and the match keys of the lists it belongs to (before or after it), without nodes."""
     meta: RawMeta = {
         **change.meta,
-        META_KEY: {"channel": channel, "created": change.kind == "created", "keys": sorted(keys), "plural": change.plural},
+        META_KEY: {
+            "channel": channel,
+            "created": change.kind == "created",
+            "keys": sorted(keys),
+            "plural": change.plural,
+        },
     }
     if change.exclude_client:
         meta["excludeClients"] = [change.exclude_client]

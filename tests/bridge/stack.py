@@ -51,6 +51,10 @@ def bridges(env: dict[str, str], ports: list[int], name: str) -> Iterator[str]:
         yield backend
 
 
+# Both fan-out modes of the bridge stack (LOGUX_SYNC['FANOUT']): the scenario suites run in each.
+FANOUT_MODES = ["nodes", "bridge"]
+
+
 @dataclass
 class Stack:
     env: dict[str, str]
@@ -58,9 +62,10 @@ class Stack:
     users: dict[str, dict[str, str]]
     driver: Path
 
-    def drive(self, scenario: str) -> dict[str, Any]:
-        """Run one scenario of the driver; what it printed."""
+    def drive(self, scenario: str, **extra: Any) -> dict[str, Any]:
+        """Run one scenario of the driver (its config with `extra`); what it printed."""
         config = {
+            **extra,
             "urls": ws_urls(self.ports),
             "users": self.users,
             "python": sys.executable,
@@ -73,11 +78,11 @@ class Stack:
 
 
 @contextmanager
-def bridge_stack(tmp: Path, driver: Path, name: str) -> Iterator[Stack]:
+def bridge_stack(tmp: Path, driver: Path, name: str, fanout: str = "nodes") -> Iterator[Stack]:
     """The stack on SQLite (IMMEDIATE transactions) in `tmp`, with the demo users, for `driver`'s
-    scenarios; its servers log as `name` (see bridges())."""
+    scenarios, Django in LOGUX_SYNC['FANOUT'] mode `fanout`; its servers log as `name` (see bridges())."""
     ports = [free_port(), free_port()]
-    env = prepared_env(tmp, ports, DJANGO_SETTINGS_MODULE=SQLITE_IMMEDIATE)
+    env = prepared_env(tmp, ports, DJANGO_SETTINGS_MODULE=SQLITE_IMMEDIATE, EXAMPLE_FANOUT=fanout)
     users = demo_users(env)
     with bridges(env, ports, name):
         yield Stack(env=env, ports=ports, users=users, driver=driver)

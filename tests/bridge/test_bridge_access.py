@@ -16,7 +16,7 @@ from tests import pg
 from tests.e2e.matrix import build_matrix, check_matrix, seed
 from tests.e2e.servers import ARTIFACTS, ROOT, demo_users, drive, free_port, plain_users, prepared_env, task_rows
 
-from .stack import bridges, require_bridge_modules, ws_urls
+from .stack import FANOUT_MODES, bridges, require_bridge_modules, ws_urls
 
 pytestmark = pytest.mark.e2e
 
@@ -25,19 +25,27 @@ DRIVER = ROOT / "tests" / "bridge" / "js" / "flows.mjs"
 require_bridge_modules()
 
 
-def test_access_matrix_with_real_clients_through_the_bridge(workdir: Path, pg_db: str) -> None:
+@pytest.mark.parametrize("fanout", FANOUT_MODES)
+def test_access_matrix_with_real_clients_through_the_bridge(workdir: Path, pg_db: str, fanout: str) -> None:
     ports = [free_port(), free_port()]
     # PostgreSQL, as the proxy version: many concurrent client edits through two workers.
-    env = prepared_env(workdir, ports, **pg.example_env(pg_db))
+    env = prepared_env(workdir, ports, EXAMPLE_FANOUT=fanout, **pg.example_env(pg_db))
     users = demo_users(env)
     # carol: a plain user (no staff, no superuser, no permissions).
     users.update(plain_users(env, "carol"))
     matrix = build_matrix(users, workdir / "access.json")
     config = {"urls": ws_urls(ports), **matrix.config}
-    with bridges(env, ports, "bridge-access"):
+    with bridges(env, ports, f"bridge-access-{fanout}"):
         seed(env, matrix)
-        drive(DRIVER, "access", json.dumps(config), env=env, timeout=90, log=ARTIFACTS / "bridge-access-driver.log")
+        drive(
+            DRIVER,
+            "access",
+            json.dumps(config),
+            env=env,
+            timeout=90,
+            log=ARTIFACTS / f"bridge-access-{fanout}-driver.log",
+        )
         seen = json.loads((workdir / "access.json").read_text())
         rows = task_rows(env)
     figures = check_matrix(matrix, seen, rows)
-    print("access matrix (bridge):", json.dumps(figures, indent=1))
+    print(f"access matrix (bridge, FANOUT {fanout}):", json.dumps(figures, indent=1))

@@ -17,7 +17,7 @@ import pytest
 from logux_sync.sync.subscriptions import subscription_key
 from tests.e2e.servers import ROOT, bridge_server
 
-from .stack import Stack, bridge_stack, require_bridge_modules
+from .stack import FANOUT_MODES, Stack, bridge_stack, require_bridge_modules
 
 pytestmark = pytest.mark.e2e
 
@@ -26,9 +26,10 @@ DRIVER = ROOT / "tests" / "bridge" / "js" / "syncmap.mjs"
 require_bridge_modules()
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with bridge_stack(tmp_path_factory.mktemp("bridge"), DRIVER, "bridge") as stack_:
+@pytest.fixture(scope="module", params=FANOUT_MODES)
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    fanout = request.param
+    with bridge_stack(tmp_path_factory.mktemp(f"bridge-{fanout}"), DRIVER, f"bridge-{fanout}", fanout) as stack_:
         yield stack_
 
 

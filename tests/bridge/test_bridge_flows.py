@@ -16,7 +16,7 @@ import pytest
 from tests.e2e.scenarios import check_conflict, check_hostile, check_offline
 from tests.e2e.servers import ROOT, scratch_dir
 
-from .stack import Stack, bridge_stack, require_bridge_modules
+from .stack import FANOUT_MODES, Stack, bridge_stack, require_bridge_modules
 
 pytestmark = pytest.mark.e2e
 
@@ -25,9 +25,13 @@ DRIVER = ROOT / "tests" / "bridge" / "js" / "flows.mjs"
 require_bridge_modules()
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with scratch_dir("logux-bridge-flows-") as tmp, bridge_stack(tmp, DRIVER, "bridge-flows") as stack_:
+@pytest.fixture(scope="module", params=FANOUT_MODES)
+def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    fanout = request.param
+    with (
+        scratch_dir(f"logux-bridge-flows-{fanout}-") as tmp,
+        bridge_stack(tmp, DRIVER, f"bridge-flows-{fanout}", fanout) as stack_,
+    ):
         yield stack_
 
 
