@@ -338,11 +338,6 @@ export function subscriptionId(action) {
   return `${action.channel}\n${JSON.stringify(action.filter || {})}`
 }
 
-// A client id (`user:client`) of a node id (`user:client:tab` or `user:client`).
-export function clientOf(node) {
-  return node.split(':').slice(0, 2).join(':')
-}
-
 export function isWatch(action) {
   return (
     action.type === WATCH &&
@@ -407,10 +402,9 @@ export class Watches {
     if (same?.size === 0) this.byKey.delete(entry.index)
   }
 
-  // The nodes watching a list of `plural` with one of `keys` (unexpired), each with whether one of
-  // them is a createFilter list.
-  find(plural, keys) {
-    let found = new Map()
+  // Calls visit(node, list) for each unexpired watch of a list of `plural` with one of `keys` (a node
+  // may come more than once); `list`: it is a createFilter list.
+  each(plural, keys, visit) {
     let now = this.now()
     for (let key of keys) {
       let entries = this.byKey.get(`${plural}\n${key}`)
@@ -419,12 +413,26 @@ export class Watches {
         if (entry.expires <= now) {
           this.forget(entry) // subscription_ttl passed without a resubscribe, as Django forgets it
         } else {
-          found.set(entry.node, found.get(entry.node) === true || entry.list)
+          visit(entry.node, entry.list)
         }
       }
     }
+  }
+
+  // The nodes watching a list of `plural` with one of `keys`, each with whether one of them is a
+  // createFilter list.
+  find(plural, keys) {
+    let found = new Map()
+    this.each(plural, keys, (node, list) => found.set(node, found.get(node) === true || list))
     return found
   }
+}
+
+// Is the node one of these clients' (`user:client`)?
+function excluder(clients = []) {
+  if (clients.length === 0) return () => false
+  let prefixes = clients.map(client => `${client}:`)
+  return node => clients.includes(node) || prefixes.some(prefix => node.startsWith(prefix))
 }
 
 // The nodes connected here a fanned-out change reaches: those subscribed to its row's channel (this
@@ -432,18 +440,20 @@ export class Watches {
 // author's client; `marks`: the createFilter list nodes to mark subscribed to the row first when it
 // is created (as Django does when it addresses a `created`).
 export function fanOutTargets(watches, rowSubscribers, info, excludeClients = []) {
-  let excluded = new Set(excludeClients)
-  let nodes = new Set()
-  for (let node of Object.keys(rowSubscribers || {})) {
-    if (!excluded.has(clientOf(node))) nodes.add(node)
+  let excluded = excluder(excludeClients)
+  let onRow = new Set()
+  for (let node in rowSubscribers || {}) {
+    if (!excluded(node)) onRow.add(node)
   }
-  let marks = []
-  for (let [node, list] of watches.find(info.plural, info.keys)) {
-    if (excluded.has(clientOf(node)) || nodes.has(node)) continue
-    if (info.created === true && list) marks.push(node)
+  let nodes = new Set(onRow)
+  let marks = new Set()
+  let created = info.created === true
+  watches.each(info.plural, info.keys, (node, list) => {
+    if (excluded(node)) return
     nodes.add(node)
-  }
-  return { marks, nodes: [...nodes] }
+    if (created && list && !onRow.has(node)) marks.add(node)
+  })
+  return { marks: [...marks], nodes: [...nodes] }
 }
 
 function settledWithin(promises, ms) {

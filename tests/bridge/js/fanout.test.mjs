@@ -4,7 +4,6 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 
 import {
-  clientOf,
   fanOutTargets,
   isFanOut,
   isWatch,
@@ -41,8 +40,10 @@ test('the author client is left out, row subscriber or watcher', () => {
   watches.add('1:b:1', 's', watch('k'))
   let { nodes } = fanOutTargets(watches, { '1:a:3': {} }, info(['k']), ['1:a'])
   assert.deepEqual(nodes, ['1:b:1'])
-  assert.equal(clientOf('1:a:3'), '1:a')
-  assert.equal(clientOf('1:a'), '1:a')
+  // A node id without a tab is its client id; a longer client id is another client.
+  watches.add('1:a', 's', watch('k'))
+  watches.add('1:ab:1', 's', watch('k'))
+  assert.deepEqual(fanOutTargets(watches, {}, info(['k']), ['1:a']).nodes.sort(), ['1:ab:1', '1:b:1'])
 })
 
 test('a created row is marked subscribed for createFilter lists not already on its channel', () => {
