@@ -11,10 +11,10 @@ from django.contrib.auth import get_user_model
 from .commands import load_user
 from .registry import Dispatcher, Registry, logux
 from .sync.addressing import reader_ids
-from .sync.delivery import capture
+from .sync.delivery import capture, resume_sending
 from .sync.models import LoguxSynced
 
-__all__ = ["capture", "handlers_restored", "readers_disagreements"]
+__all__ = ["capture", "handlers_restored", "readers_disagreements", "resume_sending"]
 
 
 def readers_disagreements(

@@ -38,7 +38,7 @@ def reference(changes: list[Change]) -> list[dict[str, set[str]]]:
     plural, its filter matched in Python, its user loaded alone and asked can_read."""
     result = []
     for change in changes:
-        opts = Note._logux
+        opts = Note.logux_options
         row = Note.objects.filter(pk=change.wire_id).first()
         obj = opts.instance_from_wire(change.wire_id, change.old or {}) if change.kind == "deleted" else row
         out: dict[str, set[str]] = {}

@@ -727,11 +727,11 @@ def test_reader_with_hostile_subscriptions(world: None, sent: delivery.Captured,
     }:
         STATS["db_changes"] += 1
         raise AssertionError("a subscribe changed rows other than the remembered subscriptions")
-    assert LoguxFilterShape.objects.count() <= 2 ** len(Task._logux.fields) + 2 ** len(Note._logux.fields)
+    assert LoguxFilterShape.objects.count() <= 2 ** len(Task.logux_options.fields) + 2 ** len(Note.logux_options.fields)
     for row in LoguxSubscription.objects.all():
         if row.row_id and row.plural in SYNCED and row.user_id == str(VIEWER) and row.filter == {}:
             continue  # a row channel: changes reach it only while the viewer may read the row
-        synced = Task._logux.fields if row.plural == "tasks" else Note._logux.fields
+        synced = Task.logux_options.fields if row.plural == "tasks" else Note.logux_options.fields
         if row.plural not in ("tasks", "notes") or row.user_id != str(VIEWER) or not set(row.filter) <= set(synced):
             STATS["db_changes"] += 1
             raise AssertionError(f"remembered a subscription it should not: {row.plural} {row.filter}")

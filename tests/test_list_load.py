@@ -39,7 +39,7 @@ VALUES: list[list[Any]] = [
 
 
 def decoded_dict_path(wire_id: str, values: list[Any], clocks: Any, since: float | None) -> list[Any]:
-    opts = Task._logux
+    opts = Task.logux_options
     pairs = [({"type": "logux/subscribed", "channel": opts.row_channel(wire_id)}, {})]
     pairs += snapshot_values(opts, wire_id, values, clocks, since, as_created=True)
     return json.loads(dumps([[action, {**meta, "nodes": ["1:c:t"]}] for action, meta in pairs]))
@@ -47,7 +47,7 @@ def decoded_dict_path(wire_id: str, values: list[Any], clocks: Any, since: float
 
 def decoded_encoded_path(wire_id: str, values: list[Any], clocks: Any, since: float | None) -> list[Any]:
     write = AnswerWriter("9 1:c:t 0", "1:c:t")
-    items = RowEncoder(Task._logux, mark_subscribed=True)(wire_id, values, clocks, since)
+    items = RowEncoder(Task.logux_options, mark_subscribed=True)(wire_id, values, clocks, since)
     answers = json.loads("[" + join([write.many(EncodedPairs(items))]) + "]") if items else []
     assert all(type(action) is str and type(meta) is str for action, meta in items)
     assert {(a["answer"], a["id"]) for a in answers} == {("action", "9 1:c:t 0")}
@@ -99,5 +99,5 @@ def test_the_every_field_clock_counts_for_fields_without_their_own() -> None:
 
 @pytest.mark.parametrize("values", [*VALUES, ["", 0, -(2**70)], ["\x00\n\u2028 é", True, 1.5], [{"a": [1]}, None, "x"]])
 def test_the_fields_object_is_written_as_dumps_writes_it(values: list[Any]) -> None:
-    expected = dumps(dict(zip(Task._logux.fields, values, strict=True)))
-    assert RowEncoder(Task._logux, mark_subscribed=False).fields_json(values) == expected
+    expected = dumps(dict(zip(Task.logux_options.fields, values, strict=True)))
+    assert RowEncoder(Task.logux_options, mark_subscribed=False).fields_json(values) == expected

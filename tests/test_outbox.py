@@ -17,6 +17,7 @@ from logux_sync.exceptions import LoguxServerError
 from logux_sync.sync import changes, delivery, outbox
 from logux_sync.sync.clocks import field_clock
 from logux_sync.sync.models import LoguxOutbox
+from logux_sync.testing import resume_sending
 from tests.test_app.models import Task
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,8 +40,9 @@ class FakeLogux:
 def logux(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLogux]:
     fake = FakeLogux()
     monkeypatch.setattr(delivery, "add_batch", fake)
-    monkeypatch.setattr(delivery, "_inline_paused_until", 0.0)
+    resume_sending()
     yield fake
+    resume_sending()  # a pause left by this test's failed sends would hold back the next test's
 
 
 def ids(requests: list[list[tuple[dict, Any]]]) -> list[list[str]]:
@@ -178,7 +180,7 @@ def test_next_send_after_recovery_also_sends_its_own(logux: FakeLogux, monkeypat
     logux.down = True
     Task.objects.create(id="a", title="A")
     logux.down = False
-    monkeypatch.setattr(delivery, "_inline_paused_until", 0.0)
+    resume_sending()
     Task.objects.create(id="b", title="B")
     assert ids(logux.requests) == [["b"]]
     assert LoguxOutbox.objects.count() == 1  # "a" waits for its backoff or logux_deliver
@@ -217,7 +219,7 @@ def test_a_late_change_of_a_deleted_row_does_not_bring_it_back(logux: FakeLogux)
     task.title = "B"
     task.save()
     logux.down = False
-    delivery._inline_paused_until = 0.0
+    resume_sending()
     task.delete()
     assert [(a["type"], m["nodes"]) for a, m in logux.requests[-1]] == [("tasks/deleted", [f"{reader.pk}:c1:t1"])]
     delivery.deliver(ignore_backoff=True)
@@ -295,7 +297,7 @@ def test_a_late_change_carries_only_the_fields_no_newer_edit_overwrote(logux: Fa
     task.title, task.done = "B", True
     task.save()
     logux.down = False
-    delivery._inline_paused_until = 0.0
+    resume_sending()
     task.title = "C"
     task.save()
     assert [a.get("fields") for a, _ in logux.requests[-1]] == [{"title": "C"}]

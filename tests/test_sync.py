@@ -358,7 +358,7 @@ def test_autofield_model_is_read_only() -> None:
 
     assert logux.actions.find("counters/create") is None
     assert logux.channels.find("counters/1") is not None
-    assert Counter._logux.read_only
+    assert Counter.logux_options.read_only
 
 
 # ---- subscriptions ----------------------------------------------------------------------------

@@ -137,7 +137,7 @@ def test_an_unreadable_row_answers_like_a_missing_one(endpoint: Endpoint, sent: 
 def test_hooks_receive_python_values(endpoint: Endpoint) -> None:
     bob = user("bob")
     seen: list[dict[str, Any]] = []
-    hooks = Note._logux.hooks
+    hooks = Note.logux_options.hooks
     original = hooks.can_create
 
     def spy(user: Any, fields: dict[str, Any]) -> bool:
@@ -299,7 +299,7 @@ def test_a_readers_wider_than_can_read_is_reported() -> None:
     ann = user("ann")
     user("bob")
     Note.objects.create(id="n1", text="ann's", owner=ann)
-    hooks = Note._logux.hooks
+    hooks = Note.logux_options.hooks
     original = hooks.readers
     hooks.readers = staticmethod(lambda note: Q())  # everyone: wider than the owner-only can_read
     try:

@@ -50,6 +50,13 @@ def _captures() -> list[Captured]:
 _inline_paused_until = 0.0
 
 
+def resume_sending() -> None:
+    """Forget the pause a failed send put on inline sending and the sender thread: the next commit
+    sends at once (tests whose fake Logux server came back; rows already waiting keep their backoff)."""
+    global _inline_paused_until
+    _inline_paused_until = 0.0
+
+
 def after_commit(batch: str, using: str) -> None:
     """A transaction wrote outbox rows (`batch`) and committed: hand them to the sender (DELIVERY).
     Under capture() they go at once, in this thread, and so they do on an in-memory SQLite database

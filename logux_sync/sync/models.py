@@ -141,6 +141,8 @@ class LoguxSynced(models.Model):
     objects = LoguxSyncedManager()
 
     _logux: ClassVar[LoguxOptions]
+    # The model's parsed LoguxMeta (plural, fields, channels, read_only, hooks), set when the class is prepared.
+    logux_options: ClassVar[LoguxOptions]
     # Each concrete synced model's tracker of its synced fields, set when the class is prepared.
     logux_tracker: SnapshotInstanceTracker
 
@@ -306,7 +308,7 @@ def _prepare(sender: type[models.Model], **kwargs: Any) -> None:
     if not issubclass(sender, LoguxSynced) or sender._meta.abstract or sender._meta.proxy:
         return
     opts = LoguxOptions.from_model(sender)
-    sender._logux = opts
+    sender._logux = sender.logux_options = opts
     SnapshotFieldTracker(opts.fields).contribute_to_class(sender, TRACKER)
 
 
