@@ -217,7 +217,7 @@ def test_a_list_load_opens_with_a_watch_for_the_node_in_bridge_mode(
             "plural": "notes",
             "key": match_key({"owner": ann.pk}),
             "list": True,
-            "ttl": Note._logux.subscription_ttl,
+            "ttl": Note.logux_options.subscription_ttl,
         }
         assert first["meta"]["nodes"] == [f"{ann.pk}:c:t"]
         assert "notes/created" in [a["action"]["type"] for a in answers[1:]]
