@@ -120,6 +120,9 @@ def test_logux_down_the_save_still_succeeds_and_the_row_waits(logux: FakeLogux) 
     # Later saves do not even try while inline sends are paused, and keep their rows.
     Task.objects.create(id="b", title="B")
     assert [(wire_ids(row), row.attempts) for row in LoguxOutbox.objects.order_by("id")] == [(["a"], 1), (["b"], 0)]
+    # Written claimed for this process, "b" was given back: logux_deliver may send it at once.
+    waiting = LoguxOutbox.objects.get(attempts=0)
+    assert waiting.claim == "" and waiting.next_attempt_at <= timezone.now()
 
 
 def test_logux_deliver_once_drains_in_order(logux: FakeLogux) -> None:
@@ -346,7 +349,8 @@ def test_a_transactions_rows_share_its_batch(logux: FakeLogux) -> None:
             Task.objects.create(id=name, title=name)
         rows = list(LoguxOutbox.objects.order_by("id"))
         assert [wire_ids(row) for row in rows] == [["a"], ["b"], ["c"]] and len({row.batch for row in rows}) == 1
-        assert all(row.created_at == row.next_attempt_at for row in rows)
+        # Written claimed for this process's sender (the batch is the claim), under one lease.
+        assert all(row.claim == row.batch for row in rows) and len({row.next_attempt_at for row in rows}) == 1
     Task.objects.create(id="d", title="d")  # another transaction, another batch
     assert ids(logux.requests) == [["a", "b", "c"], ["d"]]
 
@@ -476,9 +480,9 @@ def test_a_commit_shadowed_before_the_hook_still_runs(logux: FakeLogux, monkeypa
     monkeypatch.setattr(connection, "commit", counted, raising=False)
     with transaction.atomic():
         Task.objects.create(id="a", title="A")
-    # The save's commit ran with its outbox row written; then the delivery's claim (the row is still
-    # there while it is sent, outside any transaction), then its delete.
-    assert commits == [1, 1, 0] and connection.commit is counted
+    # The save's commit ran with its outbox row written (already claimed for this process: no claim
+    # transaction; the row is still there while it is sent, outside any transaction), then its delete.
+    assert commits == [1, 0] and connection.commit is counted
     assert ids(logux.requests) == [["a"]] and Task.objects.filter(pk="a").exists()
 
 
@@ -583,6 +587,29 @@ def test_rows_claimed_by_one_sender_are_not_taken_by_another(logux: FakeLogux) -
     # A sender that died: once its lease is over, the row is due again.
     LoguxOutbox.objects.update(next_attempt_at=timezone.now())
     assert [r.pk for r in delivery._claim(None, 10, "default", ignore_backoff=False)] == [row.pk]
+
+
+def test_rows_written_claimed_are_due_to_other_senders_when_the_lease_ends(
+    logux: FakeLogux, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The process dies between its commit and its send: nothing hands the batch over.
+    monkeypatch.setattr(delivery, "after_commit", lambda batch, using: None)
+    Task.objects.create(id="a", title="A")
+    row = LoguxOutbox.objects.get()
+    assert row.claim == row.batch and row.attempts == 0
+    assert row.next_attempt_at - row.created_at == delivery.lease()
+    # While the lease lasts no other sender takes it, even one that ignores backoff.
+    assert delivery.deliver(ignore_backoff=True) == 0 and logux.requests == []
+    LoguxOutbox.objects.update(next_attempt_at=timezone.now())  # the lease ran out
+    call_command("logux_deliver", "--once")
+    assert ids(logux.requests) == [["a"]] and not LoguxOutbox.objects.exists()
+
+
+def test_with_worker_delivery_rows_are_written_unclaimed_and_due(logux: FakeLogux) -> None:
+    with override_settings(LOGUX_SYNC={"SECRET": "secret", "DELIVERY": "worker"}):
+        Task.objects.create(id="a", title="A")
+    row = LoguxOutbox.objects.get()
+    assert row.claim == "" and row.next_attempt_at == row.created_at and logux.requests == []
 
 
 @pytest.fixture

@@ -73,6 +73,23 @@ def after_commit(batch: str, using: str) -> None:
         sender.wake(batch, using)  # the sender itself waits out a backoff
     elif time.monotonic() >= _inline_paused_until:
         deliver(batch=batch, using=using)
+    else:
+        _give_back([batch], using)
+
+
+def claims_on_write() -> bool:
+    """Whether a transaction's outbox rows are written claimed by its own process (see outbox._Wake):
+    unless DELIVERY is "worker", that process's sender or request sends them after the commit."""
+    mode: str = logux_settings.DELIVERY
+    return mode != "worker"
+
+
+def _give_back(batches: list[str], using: str) -> None:
+    """Rows written claimed for this process (claims_on_write()) that it will not send now: due at
+    once to whichever sender comes first."""
+    LoguxOutbox.objects.using(using).filter(batch__in=batches, claim=F("batch")).update(
+        claim="", next_attempt_at=timezone.now()
+    )
 
 
 class Sender:
@@ -121,7 +138,11 @@ class Sender:
                     # A send failed lately: wait out the backoff, then send everything due (this batch,
                     # those handed over meanwhile, rows that waited), oldest first, in a few requests.
                     time.sleep(pause)
-                    handled += self._take_queued()
+                    # The batches handed over are due like the rest (they were written claimed for us).
+                    handed = [(batch, using), *self._take_queued()]
+                    handled = len(handed)
+                    for alias in {other for _, other in handed}:
+                        _give_back([key for key, other in handed if other == alias], alias)
                     while time.monotonic() >= _inline_paused_until and deliver(using=using):
                         pass
             except Exception:
@@ -133,15 +154,14 @@ class Sender:
                     self._pending -= handled
                     self._idle.notify_all()
 
-    def _take_queued(self) -> int:
-        """Empty the queue: what it held is sent with the rows due. How many batches it held."""
-        taken = 0
+    def _take_queued(self) -> list[tuple[str, str]]:
+        """Empty the queue: what it held is sent with the rows due. The batches it held."""
+        taken = []
         while True:
             try:
-                self._queue.get_nowait()
+                taken.append(self._queue.get_nowait())
             except queue.Empty:
                 return taken
-            taken += 1
 
 
 sender = Sender()
@@ -272,8 +292,13 @@ def _claim(batch: str | None, limit: int, using: str, ignore_backoff: bool) -> l
     """Claim the rows to send, in one short transaction: theirs to deliver until the lease ends."""
 
     now = timezone.now()
-    token = uuid.uuid4().hex
     outbox = LoguxOutbox.objects.using(using)
+    if batch is not None:
+        # Written claimed for this process's sender (claims_on_write()): ours while the lease lasts.
+        rows = list(outbox.filter(batch=batch, claim=batch, next_attempt_at__gt=now).order_by("id"))
+        if rows:
+            return rows
+    token = uuid.uuid4().hex
     # Due rows; with ignore_backoff also those waiting for a retry, but never one another sender holds.
     available = Q(next_attempt_at__lte=now) | Q(claim="") if ignore_backoff else Q(next_attempt_at__lte=now)
     with transaction.atomic(using=using):

@@ -72,7 +72,7 @@ def enqueue(entries: list[Entry], using: str = DEFAULT_DB_ALIAS) -> None:
     transaction, at once: they commit or roll back with it (and with its savepoints) like the rows
     they describe. Once it commits, its batch goes to the sender (see after_commit())."""
     wake = _Wake.current(using)
-    _insert(wake.cursor(), entries, wake.batch, wake.now, wake.now)
+    _insert(wake.cursor(), entries, wake.batch, wake.now, wake.due, claim=wake.claim)
     # Registered with every write: Django drops the callbacks of a savepoint that rolls back, and
     # only the transaction's remaining writes must wake the sender. It runs once.
     transaction.on_commit(wake, using=using, robust=True)
@@ -94,8 +94,16 @@ class _Wake:
         self.using = using
         self.connection = transaction.get_connection(using)
         self.batch = uuid.uuid4().hex
-        # The rows' created_at and first attempt: when the transaction wrote its first entry.
-        self.now = _now(self.connection)
+        # The rows' created_at: when the transaction wrote its first entry.
+        now = timezone.now()
+        self.now = self.due = self.connection.ops.adapt_datetimefield_value(now)
+        self.claim = ""
+        if delivery.claims_on_write():
+            # Written already claimed (the batch key is the claim) for this process's sender, with a
+            # lease: it sends them after the commit without a claim transaction of its own. Should the
+            # process die first, they are due to logux_deliver when the lease ends.
+            self.claim = self.batch
+            self.due = self.connection.ops.adapt_datetimefield_value(now + delivery.lease())
         self.done = False
         self._cursor: Any = None
 
@@ -146,11 +154,6 @@ def _insert_sql(vendor: str, using: str) -> str:
     return f"INSERT INTO {quote(opts.db_table)} ({columns}) VALUES ({placeholders})"
 
 
-def _now(connection: Any) -> Any:
-    """Now, as the backend takes a DateTimeField value."""
-    return connection.ops.adapt_datetimefield_value(timezone.now())
-
-
 OutboxRow = tuple[str, str, Any, int, Any, str, str]
 
 
@@ -159,22 +162,25 @@ OutboxRow = tuple[str, str, Any, int, Any, str, str]
 ROW_ENTRIES = 500
 
 
-def _row(entries: list[Entry], key: str, now: Any, due: Any, echo: bool = False) -> OutboxRow:
+def _row(entries: list[Entry], key: str, now: Any, due: Any, echo: bool, claim: str) -> OutboxRow:
     """One outbox row's values: entries of one transaction (or of the part of it written at once),
-    in order, made `now` and first due `due`. Many changes per row rather than one: a row's INSERT
-    (three indexes) costs several times a change's encoding."""
+    in order, made `now`, first due `due` and claimed by `claim` ("": nobody). Many changes per row
+    rather than one: a row's INSERT (three indexes) costs several times a change's encoding."""
     payload: dict[str, Any] = {"entries": entries}
     if echo:
         payload["echo"] = True
-    return (payload_text(payload), key, now, 0, due, "", "")
+    return (payload_text(payload), key, now, 0, due, "", claim)
 
 
-def _insert(cursor: Any, entries: list[Entry], key: str, now: Any, due: Any, echo: bool = False) -> None:
+def _insert(
+    cursor: Any, entries: list[Entry], key: str, now: Any, due: Any, echo: bool = False, claim: str = ""
+) -> None:
     """Write `entries` in order, ROW_ENTRIES to a row."""
     if len(entries) <= ROW_ENTRIES:
-        rows = [_row(entries, key, now, due, echo)]
+        rows = [_row(entries, key, now, due, echo, claim)]
     else:
-        rows = [_row(entries[i : i + ROW_ENTRIES], key, now, due, echo) for i in range(0, len(entries), ROW_ENTRIES)]
+        step = ROW_ENTRIES
+        rows = [_row(entries[i : i + step], key, now, due, echo, claim) for i in range(0, len(entries), step)]
     # Plain SQL: the ORM's insert machinery costs more than the row's SQL.
     sql = _insert_sql(cursor.db.vendor, cursor.db.alias)
     if len(rows) == 1:
