@@ -14,6 +14,8 @@ sends each change to one Logux server only):
           `manage.py logux_server` runs) + @logux/client 0.23
   proxy   the same gunicorn set-up + @logux/server 0.13.1's back-end proxy + @logux/client 0.21
   before  (with --before-tree) the bridge stack with Django and the bridge from that tree
+  bridge-wal, proxy-wal, before-wal  the same with SQLite in WAL mode, synchronous=NORMAL
+          (bench/latency/sqlite_wal_settings.py): a commit then waits for no fsync
 
 Alice changes the title of a card she created; bob holds that card's store (a `tasks/<id>`
 subscription); a round is the time until bob's store shows the new title, and the next round starts
@@ -70,13 +72,16 @@ def native(name: str) -> Iterator[str]:
 
 
 @contextmanager
-def django_stack(tmp: Path, kind: str, name: str, tree: Path = ROOT) -> Iterator[tuple[str, dict[str, Any]]]:
+def django_stack(
+    tmp: Path, kind: str, name: str, tree: Path = ROOT, wal: bool = False
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """gunicorn serving the example project with logux_sync from `tree`, and in front of it our bridge
     (from `tree`) or the 0.13.1 proxy; yields the WebSocket URL and the demo users."""
     port = free_port()
     tmp.mkdir()
-    env = example_env(tmp, LOGUX_URL=f"http://127.0.0.1:{port}/", DJANGO_SETTINGS_MODULE=SQLITE_IMMEDIATE)
-    env["PYTHONPATH"] = f"{tree}:{ROOT}" if tree != ROOT else str(ROOT)
+    settings = "sqlite_wal_settings" if wal else SQLITE_IMMEDIATE
+    env = example_env(tmp, LOGUX_URL=f"http://127.0.0.1:{port}/", DJANGO_SETTINGS_MODULE=settings)
+    env["PYTHONPATH"] = ":".join(dict.fromkeys([str(tree), str(ROOT), str(HERE)]))
     migrate(env)
     where = subprocess.run(
         [sys.executable, "-c", "import logux_sync; print(logux_sync.__file__)"],
@@ -125,8 +130,8 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=200, help="timed changes per stack and round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; each runs every stack once")
     parser.add_argument("--warmup", type=int, default=20, help="untimed changes before each run")
-    parser.add_argument("--stacks", default="native,bridge,proxy", help="comma-separated: native,bridge,proxy")
-    parser.add_argument("--before-tree", type=Path, help="also run the bridge stack with logux_sync from DIR")
+    parser.add_argument("--stacks", default="native,bridge,proxy,bridge-wal,proxy-wal", help="comma-separated")
+    parser.add_argument("--before-tree", type=Path, help="also run the bridge stacks with logux_sync from DIR")
     parser.add_argument("--quick", action="store_true", help="1 round of 30 changes")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latency.json")
     args = parser.parse_args()
@@ -135,7 +140,7 @@ def main() -> None:
     names = args.stacks.split(",")
     if args.before_tree:
         args.before_tree = args.before_tree.resolve()
-        names.append("before")
+        names += ["before-wal" if name == "bridge-wal" else "before" for name in names if name.startswith("bridge")]
 
     latencies: dict[str, list[float]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory(prefix="logux-latency-") as tmp, ExitStack() as servers:
@@ -144,14 +149,16 @@ def main() -> None:
         for name in names:
             if name == "native":
                 targets[name] = (servers.enter_context(native("latency-native")), BRIDGE_MODULES, 1, fake_users)
-            elif name in ("bridge", "before"):
-                tree = args.before_tree if name == "before" else ROOT
-                stack = django_stack(Path(tmp) / name, "bridge", f"latency-{name}", tree)
+            elif name.removesuffix("-wal") in ("bridge", "before", "proxy"):
+                kind = "proxy" if name.startswith("proxy") else "bridge"
+                tree = args.before_tree if name.startswith("before") else ROOT
+                wal = name.endswith("-wal")
+                stack = django_stack(Path(tmp) / name, kind, f"latency-{name}", tree, wal)
                 url, users = servers.enter_context(stack)
-                targets[name] = (url, BRIDGE_MODULES, 1, users)
-            elif name == "proxy":
-                url, users = servers.enter_context(django_stack(Path(tmp) / name, "proxy", "latency-proxy"))
-                targets[name] = (url, PROXY_MODULES, "1.0.0", users)
+                if kind == "proxy":
+                    targets[name] = (url, PROXY_MODULES, "1.0.0", users)
+                else:
+                    targets[name] = (url, BRIDGE_MODULES, 1, users)
             else:
                 parser.error(f"unknown stack {name}")
         for round_ in range(args.rounds):
