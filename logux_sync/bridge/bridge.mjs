@@ -859,7 +859,7 @@ export function createBridge(options) {
   })
 
   server.unbind.push(() => backend.destroy())
-  return { backend, server, watches }
+  return { backend, server, subscribing, watches }
 }
 
 async function main() {

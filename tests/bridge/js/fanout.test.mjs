@@ -1,16 +1,22 @@
 // Unit tests of the bridge's fan-out (LOGUX_SYNC['FANOUT'] = 'bridge'): which nodes connected here a
 // change Django sent once reaches. Run by tests/bridge/test_bridge_fanout.py (`node --test`).
 import assert from 'node:assert/strict'
+import http from 'node:http'
+import net from 'node:net'
 import { test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 import {
+  createBridge,
   fanOutTargets,
   isFanOut,
   isWatch,
   subscriptionId,
+  readOptions,
   WATCH,
   Watches
 } from '../../../logux_sync/bridge/bridge.mjs'
+import { bridgePackages } from './packages.mjs'
 
 const watch = (key, list = true, ttl = 60) => ({ key, list, plural: 'tasks', ttl, type: WATCH })
 const info = (keys, created = false) => ({ channel: 'tasks/t1', created, keys, plural: 'tasks' })
@@ -89,5 +95,93 @@ test('malformed watches and fan-out metas are refused', () => {
   assert.ok(isFanOut(info(['k'])))
   for (let bad of [null, 'x', { ...info(['k']), keys: 'k' }, { ...info([1]) }, { ...info(['k']), channel: 1 }]) {
     assert.ok(!isFanOut(bad))
+  }
+})
+
+// ---- a whole bridge against a fake Django --------------------------------------------------------
+
+// A fake Django on 127.0.0.1: authenticates everyone, approves every action, and answers a list
+// subscribe (approved at once) with a watch of `key` only when release() is called.
+async function fakeDjango(key) {
+  let release
+  let released = new Promise(resolve => (release = resolve))
+  let server = http.createServer((req, res) => {
+    let body = ''
+    req.on('data', chunk => (body += chunk))
+    req.on('end', async () => {
+      let { commands } = JSON.parse(body)
+      res.write('[')
+      let first = true
+      let write = answer => {
+        res.write((first ? '' : ',') + JSON.stringify(answer))
+        first = false
+      }
+      for (let command of commands) {
+        if (command.command === 'auth') {
+          write({ answer: 'authenticated', authId: command.authId, subprotocol: '1.0.0' })
+          continue
+        }
+        let id = command.meta.id
+        write({ answer: 'approved', id })
+        if (command.action.type === 'logux/subscribe') {
+          await released
+          let node = id.split(' ')[1]
+          write({ action: watch(key), answer: 'action', id, meta: { nodes: [node] } })
+        }
+        write({ answer: 'processed', id })
+      }
+      res.end(']')
+    })
+  })
+  await new Promise(resolve => server.listen(0, '127.0.0.1', resolve))
+  return { port: server.address().port, release, server }
+}
+
+test('a change that arrives while a list subscribe is in flight waits for its watch', async () => {
+  let django = await fakeDjango('k')
+  let port = await new Promise(resolve => {
+    let probe = net.createServer().listen(0, '127.0.0.1', () => {
+      let { port: free } = probe.address()
+      probe.close(() => resolve(free))
+    })
+  })
+  let options = readOptions(
+    [`--backend=http://127.0.0.1:${django.port}/`, `--port=${port}`, '--secret=s', '--log-level=warn'],
+    {}
+  )
+  let bridge = createBridge(options)
+  await bridge.server.listen()
+  let { Client, Reconnect, WebSocket, WsConnection } = await bridgePackages()
+  let connection = new Reconnect(new WsConnection(`ws://127.0.0.1:${port}/`, WebSocket))
+  let client = new Client({ server: connection, subprotocol: 1, token: 't', userId: '1' })
+  let heard = []
+  client.log.on('add', action => {
+    if (action.type === 'tasks/changed') heard.push(action.id)
+  })
+  try {
+    client.start()
+    await client.node.waitFor('synchronized')
+    client.log.add({ channel: 'tasks', filter: {}, type: 'logux/subscribe' }, { sync: true })
+    // Wait until the subscribe is in flight to Django (the fake holds its answer).
+    while (bridge.subscribing.size === 0) await sleep(10)
+    let meta = {
+      id: `${Date.now()} server:fake 0`,
+      logux_sync: { channel: 'tasks/t1', created: false, keys: ['k'], plural: 'tasks' },
+      time: Date.now()
+    }
+    let body = { commands: [{ action: { fields: { title: 'x' }, id: 't1', type: 'tasks/changed' }, command: 'action', meta }] }
+    let posted = fetch(`http://127.0.0.1:${port}/`, { body: JSON.stringify({ ...body, secret: 's', version: 4 }), method: 'POST' })
+    await sleep(200)
+    assert.deepEqual(heard, []) // held: the list's watch has not come yet
+    django.release()
+    assert.equal((await posted).status, 200)
+    let start = Date.now()
+    while (heard.length === 0 && Date.now() - start < 3000) await sleep(10)
+    assert.deepEqual(heard, ['t1'])
+    assert.equal(bridge.watches.size, 1)
+  } finally {
+    client.destroy()
+    await bridge.server.destroy()
+    django.server.close()
   }
 })
