@@ -4,6 +4,7 @@
     python bench/fanout_bench.py               # SQLite in a temporary file
     python bench/fanout_bench.py --postgres    # a throw-away database on the PostgreSQL at 127.0.0.1:5432
     python bench/fanout_bench.py --quick       # N up to 10,000
+    python bench/fanout_bench.py --fanout both # LOGUX_SYNC["FANOUT"] "nodes" and "bridge" side by side
 
 N list subscriptions (`cards` with filter {board: 1}, which the changed row matches) of U users, one
 change of one `Card` (bench/syncapp). Three ways to decide who reads it:
@@ -11,7 +12,13 @@ change of one `Card` (bench/syncapp). Three ways to decide who reads it:
 - `public`: `LoguxMeta.readers` returns `Q()` (every active user): all N nodes are addressed;
 - `private`: `readers` returns `Q(pk=owner)`: only the owner's nodes (N/U of them) are addressed;
 - `can_read`: the hook taken away, so `can_read` is asked per distinct user (users loaded in bulk),
-  the row public: all N nodes.
+  the row public: all N nodes;
+- `everyone`: `readers` returns True (every subscriber): with FANOUT "nodes" all N nodes are addressed,
+  with "bridge" the change goes out once for the bridge to fan out (`nodes` 0: the bridge finds them,
+  `node bench/bridge_fanout_bench.mjs` measures that side).
+
+`--fanout` picks LOGUX_SYNC["FANOUT"] ("nodes", the default, "bridge", or "both"); "bridge" changes only
+`everyone` (the other cases are addressed by Django in both modes, and are run in "nodes" only).
 
 Printed per case: `address` = `address_each()` alone (ms, median of 5), `after commit` = from the end of
 the save's `transaction.atomic()` block to the captured request (the outbox claim, addressing, the
@@ -83,6 +90,17 @@ def populate(subscriptions: int, users: int) -> Any:
         return Card.objects.create(id="c1", title="t", board=1, owner=people[0])
 
 
+def readers_hook(name: str) -> Any:
+    """The `readers` hook of a case (see the docstring), or None for `can_read`."""
+    from django.db.models import Q
+
+    if name == "everyone":
+        return staticmethod(lambda card: True)
+    if name == "can_read":
+        return None
+    return staticmethod(lambda card: Q(pk=card.owner_id) if card.private else Q())
+
+
 def measure(card: Any, private: bool, reps: int) -> tuple[float, float, int, int]:
     """(address ms, after-commit ms, queries, nodes) for one change of `card`, medians of `reps`."""
     from django.db import connection, transaction
@@ -123,7 +141,7 @@ def measure(card: Any, private: bool, reps: int) -> tuple[float, float, int, int
         timings.append((time.perf_counter() - start) * 1000)
     with CaptureQueriesContext(connection) as queries:
         addressed = original(changes)
-    nodes = sum(len(meta["nodes"]) for _, meta in addressed[0])
+    nodes = sum(len(meta.get("nodes", ())) for _, meta in addressed[0])
     return statistics.median(timings), statistics.median(after), len(queries), nodes
 
 
@@ -132,32 +150,43 @@ def main() -> int:
     parser.add_argument("--postgres", action="store_true", help="on a throw-away PostgreSQL database")
     parser.add_argument("--quick", action="store_true", help="N up to 10,000")
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--fanout", choices=["nodes", "bridge", "both"], default="nodes", help="LOGUX_SYNC['FANOUT']")
     args = parser.parse_args()
     cases = [c for c in CASES if c[0] <= 10_000] if args.quick else CASES
+    modes = ["nodes", "bridge"] if args.fanout == "both" else [args.fanout]
     missed = []
     with tempfile.TemporaryDirectory(prefix="logux-fanout-") as tmp, database(args.postgres) as pg_name:
         setup_django(f"{tmp}/db.sqlite3", 9, str(ROOT), pg_name)
+        from django.conf import settings
+        from django.test import override_settings
         from syncapp.models import Card
 
         print(f"database: {'PostgreSQL' if args.postgres else 'SQLite'}; one change, N subscriptions of U users")
-        print(f"{'N':>8} {'U':>6}  {'readers':<9}{'address ms':>11}{'after commit ms':>17}{'queries':>9}{'nodes':>8}")
+        header = f"{'N':>8} {'U':>6}  {'FANOUT':<7}{'readers':<9}{'address ms':>11}{'after commit ms':>17}"
+        print(header + f"{'queries':>9}{'nodes':>8}")
         for subscriptions, users in cases:
             card = populate(subscriptions, users)
-            for name in ("public", "private", "can_read"):
-                hook = Card.LoguxMeta.readers  # type: ignore[attr-defined]
-                if name == "can_read":
-                    del Card.LoguxMeta.readers  # type: ignore[attr-defined]
-                try:
-                    address, after, queries, nodes = measure(card, name == "private", args.reps)
-                finally:
-                    Card.LoguxMeta.readers = hook  # type: ignore[attr-defined]
-                target = TARGETS.get(subscriptions) if name != "can_read" else None
-                flag = ""
-                if target is not None and after > target:
-                    flag = f"  > {target:.0f} ms target"
-                    missed.append((subscriptions, users, name))
-                row = f"{subscriptions:>8} {users:>6}  {name:<9}{address:>11.2f}{after:>17.2f}{queries:>9}{nodes:>8}"
-                print(row + flag)
+            for mode in modes:
+                names = ["public", "private", "can_read", "everyone"] if mode == "nodes" else ["everyone"]
+                for name in names:
+                    original = Card.LoguxMeta.readers  # type: ignore[attr-defined]
+                    hook = readers_hook(name)
+                    if hook is None:
+                        del Card.LoguxMeta.readers  # type: ignore[attr-defined]
+                    else:
+                        Card.LoguxMeta.readers = hook  # type: ignore[attr-defined]
+                    try:
+                        with override_settings(LOGUX_SYNC={**settings.LOGUX_SYNC, "FANOUT": mode}):
+                            address, after, queries, nodes = measure(card, name == "private", args.reps)
+                    finally:
+                        Card.LoguxMeta.readers = original  # type: ignore[attr-defined]
+                    target = TARGETS.get(subscriptions) if name in ("public", "private") else None
+                    flag = ""
+                    if target is not None and after > target:
+                        flag = f"  > {target:.0f} ms target"
+                        missed.append((subscriptions, users, mode, name))
+                    row = f"{subscriptions:>8} {users:>6}  {mode:<7}{name:<9}{address:>11.2f}{after:>17.2f}"
+                    print(row + f"{queries:>9}{nodes:>8}" + flag)
     if missed:
         print("missed targets:", missed)
     return 1 if missed else 0
