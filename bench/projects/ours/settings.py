@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import os
+
 from base_settings import *  # noqa: F403
 from base_settings import INSTALLED_APPS, LOGUX_SECRET
 
 INSTALLED_APPS = [*INSTALLED_APPS, "logux_sync", "ours"]  # the engine alone, without model sync
-ROOT_URLCONF = "ours.urls"
+# The README's include("logux_sync.urls"); BENCH_OURS_URLCONF=ours.urls_direct measures the view
+# routed by a path() of its own instead (no nested resolver).
+ROOT_URLCONF = os.environ.get("BENCH_OURS_URLCONF", "ours.urls")
 WSGI_APPLICATION = "ours.wsgi.application"
 
 LOGUX_SYNC = {
