@@ -242,3 +242,18 @@ def test_the_mode_is_read_at_call_time() -> None:
     with override_settings(LOGUX_SYNC=NODES):
         assert not fanout.bridge_mode()
     assert not fanout.bridge_mode()  # the default
+
+
+@override_settings(LOGUX_SYNC=BRIDGE)
+def test_the_late_second_deleted_is_fanned_out_like_the_first(
+    sent: delivery.Captured, public_when_pinned: None
+) -> None:
+    ann = User.objects.create(username="ann")
+    remember("notes", f"{ann.pk}:a:1", str(ann.pk), {"text": "a"}, 3600)
+    note = Note.objects.create(id="n1", text="a", pinned=True, owner=ann)
+    note.delete()
+    sent.clear()
+    assert delivery.deliver(ignore_backoff=True) == 1  # the echo, due later, sent now
+    [(action, meta)] = sent
+    assert action == {"type": "notes/deleted", "id": "n1"}
+    assert "nodes" not in meta and match_key({"text": "a"}) in meta[fanout.META_KEY]["keys"]
