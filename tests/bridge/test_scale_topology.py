@@ -7,7 +7,9 @@ Between rounds of changes a deliver worker is SIGKILLed (a round runs with the o
 restarted, and a bridge is SIGKILLed (a round runs without it, its clients away) and restarted (its
 clients reconnect and resubscribe). Every client receives every change it may read, in order per row
 (0 lost), never one it may not read (0 leaked), and the wrong-secret lock is shared by the gunicorn
-instances through Redis."""
+instances through Redis. In both FANOUT modes: "nodes" (Django names every node) and "bridge" (the
+bridges fan the public rows' changes out to the nodes watching them; a restarted bridge learns its
+watches again from the resubscribes)."""
 
 from __future__ import annotations
 
@@ -178,7 +180,10 @@ def post(url: str, secret: str) -> int:
         return error.code
 
 
-def test_clients_on_every_bridge_get_every_change_they_may_read(workdir: Path, pg_db: str, redis_prefix: str) -> None:
+@pytest.mark.parametrize("fanout", ["nodes", "bridge"])
+def test_clients_on_every_bridge_get_every_change_they_may_read(
+    workdir: Path, pg_db: str, redis_prefix: str, fanout: str
+) -> None:
     ports = [free_port() for _ in range(3)]
     env = prepared_env(
         workdir,
@@ -187,6 +192,7 @@ def test_clients_on_every_bridge_get_every_change_they_may_read(workdir: Path, p
         EXAMPLE_CACHE="redis",
         EXAMPLE_REDIS_URL=REDIS_URL,
         EXAMPLE_CACHE_PREFIX=redis_prefix,
+        EXAMPLE_FANOUT=fanout,
         **pg.example_env(pg_db),
     )
     users = plain_users(env, *NAMES)
