@@ -3,10 +3,11 @@
 // subscribers), against what FANOUT 'nodes' makes it do for the same change in the same sitting:
 // parse Django's request naming the N nodes (JSON.parse of the body).
 //
-//   node bench/bridge_fanout_bench.mjs            # N = 1,000, 10,000, 100,000
-//   node bench/bridge_fanout_bench.mjs 100000     # one N
+//   node --expose-gc bench/bridge_fanout_bench.mjs            # N = 1,000, 10,000, 100,000
+//   node --expose-gc bench/bridge_fanout_bench.mjs 100000     # one N
 //
-// Printed per N: the median of 21 runs of each, in ms, and their ratio. The delivery to the nodes
+// Printed per N: the median of 21 runs of each, in ms, and their ratio; and what the N watches hold of
+// the heap (with --expose-gc, measured after a collection; else "?"). The delivery to the nodes
 // (@logux/server sending to each client) is the same in both modes and is not counted.
 import { performance } from 'node:perf_hooks'
 
@@ -31,14 +32,22 @@ function timed(work) {
   return { ms: median(times), result }
 }
 
-console.log('N watches      fan-out ms   nodes-mode parse ms   ratio   nodes')
+function heap() {
+  if (!globalThis.gc) return NaN
+  globalThis.gc()
+  return process.memoryUsage().heapUsed
+}
+
+console.log('N watches      fan-out ms   nodes-mode parse ms   ratio   nodes   watches MB')
 for (let n of sizes) {
+  let before = heap()
   let watches = new Watches()
   for (let i = 0; i < n; i++) {
     // Nine lists in ten match the change; the others watch one of 9 other keys.
     let key = i % 10 === 0 ? `other-${i % 9}` : 'board-1'
     watches.add(`${i % 1000}:c${i}:1`, `cards\n{"board":${i % 10}}`, { key, list: true, plural: 'cards', ttl: 3600 })
   }
+  let held = (heap() - before) / 1024 / 1024
   let rows = {}
   for (let i = 0; i < 10; i++) rows[`${i}:row${i}:1`] = { filters: { '{}': true } }
   let info = { channel: 'cards/c1', created: false, keys: ['board-1', 'shape-2', 'shape-3'], plural: 'cards' }
@@ -55,7 +64,8 @@ for (let n of sizes) {
     fan.ms.toFixed(2).padStart(12),
     parse.ms.toFixed(2).padStart(21),
     (fan.ms / parse.ms).toFixed(2).padStart(7),
-    String(nodes.length).padStart(7)
+    String(nodes.length).padStart(7),
+    (Number.isNaN(held) ? '?' : held.toFixed(1)).padStart(12)
   ]
   console.log(row.join(' '))
 }
