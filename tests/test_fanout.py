@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.db.models import Q
 from django.test import override_settings
@@ -23,7 +23,7 @@ from logux_sync.sync.keys import match_key, subscription_key
 from logux_sync.sync.models import LoguxSubscription
 from logux_sync.sync.subscriptions import remember
 from logux_sync.testing import capture
-from tests.test_app.models import Note
+from tests.test_app.models import Note, Project
 
 from .conftest import Endpoint, action_command
 
@@ -257,3 +257,18 @@ def test_the_late_second_deleted_is_fanned_out_like_the_first(
     [(action, meta)] = sent
     assert action == {"type": "notes/deleted", "id": "n1"}
     assert "nodes" not in meta and match_key({"text": "a"}) in meta[fanout.META_KEY]["keys"]
+
+
+@pytest.mark.parametrize("derived", [False, True])
+def test_a_watch_names_the_match_key_django_remembers_for_the_subscription(endpoint: Endpoint, derived: bool) -> None:
+    user = User.objects.create_user("ann", password="pw")
+    user.user_permissions.add(Permission.objects.get(codename="view_task"))
+    project = Project.objects.create(name="p")
+    channel, extra = (f"projects/{project.pk}/tasks", {}) if derived else ("tasks", {"filter": {"project": project.pk}})
+    with override_settings(LOGUX_SYNC=BRIDGE):
+        answers = subscribe(endpoint, channel, user.pk, **extra)
+    [watched] = [a["action"] for a in answers if a["answer"] == "action" and a["action"]["type"] == fanout.WATCH]
+    [stored] = LoguxSubscription.objects.filter(node_id=f"{user.pk}:c:t").values_list("match_key", flat=True)
+    assert watched["key"] == stored  # the key a change of a matching row carries (addressing._match_keys)
+    assert watched["list"] is not derived  # only a createFilter list gets created rows marked subscribed
+    assert watched["plural"] == "tasks"
