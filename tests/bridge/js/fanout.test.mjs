@@ -137,7 +137,7 @@ async function fakeDjango(key) {
   return { port: server.address().port, release, server }
 }
 
-test('a change that arrives while a list subscribe is in flight waits for its watch', async () => {
+test('a change that arrives while a list subscribe is in flight waits for its watch; a disconnect ends it', async () => {
   let django = await fakeDjango('k')
   let port = await new Promise(resolve => {
     let probe = net.createServer().listen(0, '127.0.0.1', () => {
@@ -179,6 +179,11 @@ test('a change that arrives while a list subscribe is in flight waits for its wa
     while (heard.length === 0 && Date.now() - start < 3000) await sleep(10)
     assert.deepEqual(heard, ['t1'])
     assert.equal(bridge.watches.size, 1)
+    // The node leaves: its watch goes with it.
+    client.destroy()
+    start = Date.now()
+    while (bridge.watches.size > 0 && Date.now() - start < 3000) await sleep(10)
+    assert.equal(bridge.watches.size, 0)
   } finally {
     client.destroy()
     await bridge.server.destroy()
