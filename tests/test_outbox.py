@@ -642,6 +642,33 @@ def test_the_sender_thread_delivers_off_the_committing_thread(
     assert not LoguxOutbox.objects.exists()
 
 
+def test_the_sender_keeps_its_connection_while_busy_and_closes_it_once_idle(
+    logux: FakeLogux, sending_threads: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    monkeypatch.setattr(delivery, "is_in_memory_sqlite", lambda connection: False)  # as above
+    closes: list[str] = []
+    monkeypatch.setattr(delivery, "close_old_connections", lambda: closes.append(threading.current_thread().name))
+    monkeypatch.setattr(delivery.Sender, "IDLE_CLOSE", 3.0)
+    with override_settings(LOGUX_SYNC={"SECRET": "secret", "DELIVERY": "thread"}):
+        Task.objects.create(id="w", title="W")  # the thread, maybe an earlier test's, now waits 3 s
+        assert delivery.sender.drain(10)
+        closes.clear()
+        Task.objects.create(id="a", title="A")
+        assert delivery.sender.drain(10)
+        Task.objects.create(id="b", title="B")
+        assert delivery.sender.drain(10)
+        assert closes == []  # not between two batches in a row
+        monkeypatch.setattr(delivery.Sender, "IDLE_CLOSE", 0.05)
+        Task.objects.create(id="c", title="C")  # the thread now waits 0.05 s for the next batch
+        assert delivery.sender.drain(10)
+        deadline = time.monotonic() + 10
+        while not closes and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert closes == ["logux-sync-sender"] and ids(logux.requests) == [["w"], ["a"], ["b"], ["c"]]
+
+
 def test_on_an_in_memory_database_the_committing_thread_sends(logux: FakeLogux, sending_threads: list[str]) -> None:
     """Another connection cannot share an in-memory SQLite database (the test database): no thread."""
     import threading

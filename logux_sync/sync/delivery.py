@@ -100,6 +100,10 @@ class Sender:
     waits in the outbox for logux_deliver)."""
 
     EXIT_WAIT = 10.0
+    # Seconds without a batch after which the thread's database connections are closed (as
+    # CONN_MAX_AGE says): while batches keep coming it keeps them, since opening one costs about as
+    # much as reading the batch.
+    IDLE_CLOSE = 1.0
 
     def __init__(self) -> None:
         self._reset()
@@ -128,7 +132,11 @@ class Sender:
 
     def _run(self) -> None:
         while True:
-            batch, using = self._queue.get()
+            try:
+                batch, using = self._queue.get(timeout=self.IDLE_CLOSE)
+            except queue.Empty:
+                close_old_connections()
+                batch, using = self._queue.get()
             handled = 1
             try:
                 pause = _inline_paused_until - time.monotonic()
@@ -147,9 +155,8 @@ class Sender:
                         pass
             except Exception:
                 logger.exception("logux_sync: the sender failed to deliver batch %s; it waits in the outbox", batch)
+                close_old_connections()  # one that failed is not kept (CONN_MAX_AGE decides, as after a request)
             finally:
-                # CONN_MAX_AGE decides, as after a request: this thread's connection is not kept forever.
-                close_old_connections()
                 with self._idle:
                     self._pending -= handled
                     self._idle.notify_all()
