@@ -4,7 +4,8 @@ through each Logux stack in front of Django, against a native @logux/server `add
     python bench/latency_bench.py                        # 3 rounds of 200 changes per stack
     python bench/latency_bench.py --quick                # a smoke run
     python bench/latency_bench.py --before-tree /tmp/b   # also "ours" from another copy of logux_sync:
-        mkdir /tmp/b && git archive <commit> logux_sync | tar -x -C /tmp/b
+        mkdir /tmp/b && git archive <commit> logux_sync example_project | tar -x -C /tmp/b
+        (with only logux_sync in it, the example project of this checkout runs it)
 
 Stacks, each with its own servers on 127.0.0.1 (and its own gunicorn and SQLite file, so that Django
 sends each change to one Logux server only):
@@ -44,12 +45,10 @@ from tests.e2e.servers import (  # noqa: E402
     EXAMPLE,
     NODE,
     SQLITE_IMMEDIATE,
-    demo_users,
     example_env,
     free_port,
-    gunicorn,
+    last_json,
     logux_server,
-    migrate,
     node_env,
     started,
 )
@@ -75,27 +74,33 @@ def native(name: str) -> Iterator[str]:
 def django_stack(
     tmp: Path, kind: str, name: str, tree: Path = ROOT, wal: bool = False
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """gunicorn serving the example project with logux_sync from `tree`, and in front of it our bridge
-    (from `tree`) or the 0.13.1 proxy; yields the WebSocket URL and the demo users."""
+    """gunicorn (2 sync workers) serving the example project with logux_sync from `tree` (and the
+    example project from there too, if it has one), and in front of it our bridge (from `tree`) or the
+    0.13.1 proxy; yields the WebSocket URL and the demo users."""
     port = free_port()
     tmp.mkdir()
+    example = tree / "example_project" if (tree / "example_project").is_dir() else EXAMPLE
     settings = "sqlite_wal_settings" if wal else SQLITE_IMMEDIATE
     env = example_env(tmp, LOGUX_URL=f"http://127.0.0.1:{port}/", DJANGO_SETTINGS_MODULE=settings)
     env["PYTHONPATH"] = ":".join(dict.fromkeys([str(tree), str(ROOT), str(HERE)]))
-    migrate(env)
-    where = subprocess.run(
-        [sys.executable, "-c", "import logux_sync; print(logux_sync.__file__)"],
-        env=env,
-        cwd=EXAMPLE,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+
+    def python(*args: str) -> str:
+        run = subprocess.run([sys.executable, *args], env=env, cwd=example, capture_output=True, text=True)
+        if run.returncode != 0:
+            raise RuntimeError(f"{name}: {' '.join(args)} failed:\n{run.stderr[-3000:]}")
+        return run.stdout
+
+    python("manage.py", "migrate", "--noinput", "-v0")
+    where = python("-c", "import logux_sync; print(logux_sync.__file__)").strip()
     if not where.startswith(str(tree / "logux_sync")):
         raise RuntimeError(f"{name}: logux_sync imported from {where}, not from {tree}")
-    users = demo_users(env)
+    users = last_json(python("manage.py", "demo_users", "--tokens"))
     with ExitStack() as servers:
-        backend = servers.enter_context(gunicorn(env, workers=2, name=f"{name}-gunicorn"))
+        gunicorn_port = free_port()
+        args = [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{gunicorn_port}"]
+        args += ["--access-logfile", "-", "example.wsgi"]
+        servers.enter_context(started(args, env, gunicorn_port, f"{name}-gunicorn.log", example))
+        backend = f"http://127.0.0.1:{gunicorn_port}/logux/"
         if kind == "proxy":
             servers.enter_context(logux_server(backend, port=port, name=f"{name}-logux"))
         else:
