@@ -10,34 +10,19 @@
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 
+import { newClient, sleep, start, waitFor } from '../../tests/e2e/js/common.mjs'
+
 const config = JSON.parse(process.argv[2])
 const load = path => import(pathToFileURL(join(config.modules, path)).href)
 const { changeSyncMap, Client, createSyncMap, syncMapTemplate } = await load('@logux/client/index.js')
 const { Reconnect, WsConnection } = await load('@logux/core/index.js')
 const { default: WebSocket } = await load('ws/wrapper.mjs')
 
-const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
-
-async function waitFor(what, check, ms = 15000) {
-  const started = Date.now()
-  while (!check()) {
-    if (Date.now() - started > ms) throw new Error(`timed out: ${what}`)
-    await sleep(5)
-  }
-}
-
-async function connect(name) {
+const clients = []
+const connect = name => {
   const user = config.users[name]
-  const client = new Client({
-    server: new Reconnect(new WsConnection(config.url, WebSocket)),
-    subprotocol: config.subprotocol,
-    token: user.token,
-    userId: user.id
-  })
-  client.node.on('error', error => process.stderr.write(`${name}: ${error.stack || error}\n`))
-  client.start()
-  await waitFor(`${name} connects`, () => client.state === 'synchronized')
-  return client
+  const client = newClient({ Client, Reconnect, WebSocket, WsConnection }, { ...config, name, user, wire: false })
+  return start(client, clients, 15000, 5)
 }
 
 const alice = await connect('alice')
@@ -50,20 +35,20 @@ const fields = { column: 'todo', owner: Number(config.users.alice.id), private: 
 await createSyncMap(alice, AliceTask, { id, ...fields })
 const aliceStore = AliceTask(id, alice)
 const unbindAlice = aliceStore.listen(() => {})
-await waitFor('alice loads the card', () => !aliceStore.get().isLoading)
+await waitFor('alice loads the card', () => !aliceStore.get().isLoading, 15000, 5)
 
 const bobStore = BobTask(id, bob)
 let seen = null // [title, performance.now()] of bob's latest store update
 const unbindBob = bobStore.listen(value => {
   seen = [value.title, performance.now()]
 })
-await waitFor('bob loads the card', () => !bobStore.get().isLoading && bobStore.get().title === 'start')
+await waitFor('bob loads the card', () => !bobStore.get().isLoading && bobStore.get().title === 'start', 15000, 5)
 
 async function round(n) {
   const title = `round ${n}`
   const started = performance.now()
   const processed = changeSyncMap(aliceStore, { title })
-  await waitFor(`bob sees ${title}`, () => seen && seen[0] === title)
+  await waitFor(`bob sees ${title}`, () => seen && seen[0] === title, 15000, 5)
   const latency = seen[1] - started
   await processed
   return latency
@@ -80,6 +65,5 @@ const at = p => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted
 process.stdout.write(JSON.stringify({ count: latencies.length, latencies, p50: at(50), p99: at(99) }) + '\n')
 unbindAlice()
 unbindBob()
-alice.destroy()
-bob.destroy()
+for (const client of clients) client.destroy()
 setTimeout(() => process.exit(0), 50)
