@@ -862,6 +862,20 @@ export function createBridge(options) {
   return { backend, server, subscribing, watches }
 }
 
+// Longest wait (ms) on SIGTERM for the actions clients already sent. The Logux server confirms each
+// (`synced`) as it arrives and a client never sends a confirmed action again, so one still queued
+// (behind a slow action of the same client) or on its way to Django would be lost by a stop at once.
+export const DRAIN_MS = 8000
+
+// Resolves once no client action waits in the server's queues (@logux/server 0.14 keeps each in
+// `actionToQueue` until it is processed), or after `ms`.
+export async function drained(server, ms = DRAIN_MS) {
+  let deadline = Date.now() + ms
+  while (server.actionToQueue.size > 0 && Date.now() < deadline) {
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+}
+
 async function main() {
   let bridge
   try {
@@ -871,6 +885,7 @@ async function main() {
     process.exit(2)
   }
   process.on('SIGTERM', async () => {
+    await drained(bridge.server)
     await bridge.server.destroy()
     process.exit(0)
   })
