@@ -40,7 +40,7 @@ pytestmark = pytest.mark.e2e
 require_bridge_modules()
 
 DRIVER = ROOT / "tests" / "bridge" / "js" / "stop.mjs"
-SLOW_SECONDS = 2
+SLOW_SECONDS = 3
 
 
 @pytest.fixture(scope="module")
