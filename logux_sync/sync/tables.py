@@ -115,6 +115,7 @@ class LoguxOutbox(models.Model):
     next_attempt_at = models.DateTimeField(default=timezone.now)
     last_error = models.TextField(blank=True, default="")
     # The token of the sender that claimed the row: it sends it without holding a lock (see deliver()).
+    # The row's own batch when its writer claimed it for its process's sender (see outbox._Wake).
     claim = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
