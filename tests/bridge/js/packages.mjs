@@ -10,3 +10,13 @@ export async function bridgePackages(modules) {
   const { default: WebSocket } = await load('ws/wrapper.mjs')
   return { ...(await load('@logux/client/index.js')), ...(await load('@logux/core/index.js')), WebSocket }
 }
+
+// A Reconnect that tries again sooner than the default (1 s doubling to 5 s): for drivers that stop and
+// start a bridge, which is back within a second.
+export function quickReconnect(Reconnect) {
+  return class QuickReconnect extends Reconnect {
+    constructor(connection) {
+      super(connection, { maxDelay: 1000, minDelay: 200 })
+    }
+  }
+}

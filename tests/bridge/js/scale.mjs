@@ -21,18 +21,13 @@ import {
   valueIn,
   waitFor
 } from '../../e2e/js/common.mjs'
-import { bridgePackages } from './packages.mjs'
+import { bridgePackages, quickReconnect } from './packages.mjs'
 
 const config = JSON.parse(process.argv[2])
 const { changeSyncMap, Client, createFilter, Reconnect, syncMapTemplate, WebSocket, WsConnection } =
   await bridgePackages(config.modules)
 
-// Reconnect sooner than the default (1 s doubling to 5 s): a restarted bridge is back within a second.
-class QuickReconnect extends Reconnect {
-  constructor(connection) {
-    super(connection, { maxDelay: 1000, minDelay: 200 })
-  }
-}
+const QuickReconnect = quickReconnect(Reconnect)
 
 const WAIT = 20000
 const clients = []

@@ -10,16 +10,12 @@
 import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { finish, newClient, shutdown, sleep, start, waitFor } from '../../e2e/js/common.mjs'
-import { bridgePackages } from './packages.mjs'
+import { bridgePackages, quickReconnect } from './packages.mjs'
 
 const config = JSON.parse(process.argv[2])
 const { Client, Reconnect, WebSocket, WsConnection } = await bridgePackages(config.modules)
 
-class QuickReconnect extends Reconnect {
-  constructor(connection) {
-    super(connection, { maxDelay: 1000, minDelay: 200 })
-  }
-}
+const QuickReconnect = quickReconnect(Reconnect)
 
 const clients = []
 
