@@ -24,6 +24,7 @@ from logux_sync.sync.models import LoguxSubscription
 from logux_sync.sync.subscriptions import prune, remember
 from logux_sync.sync.tables import LoguxFilterShape
 from logux_sync.testing import capture
+from tests.hostile import store_note_subscriptions
 from tests.test_app.models import Note
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -156,7 +157,6 @@ def test_the_bulk_path_never_addresses_a_node_whose_user_may_not_read_the_row(
 ) -> None:
     ann, bob = User.objects.create(username="ann"), User.objects.create(username="bob")
     gone = User.objects.create(username="gone", is_active=False)
-    expires = timezone.now() + datetime.timedelta(hours=1)
     # Every way of subscribing that the row could reach, from users who may not read it: a list of
     # everything, a filter naming ann as owner, ann's row channel, a user id made to look like ann's,
     # an inactive user, an anonymous one.
@@ -169,16 +169,7 @@ def test_the_bulk_path_never_addresses_a_node_whose_user_may_not_read_the_row(
         ("", {}, ""),
         ("false", {}, "n1"),
     ]
-    for i, (user_id, wire_filter, row_id) in enumerate(hostile):
-        LoguxSubscription.objects.create(
-            node_id=f"{user_id}:h{i}:1",
-            user_id=user_id,
-            plural="notes",
-            filter_key=subscription_key("notes", wire_filter) + str(i),
-            filter=wire_filter,
-            row_id=row_id,
-            expires_at=expires,
-        )
+    store_note_subscriptions(hostile)
     remember("notes", f"{ann.pk}:a:1", str(ann.pk), {"owner": ann.pk}, 3600)
     note = Note.objects.create(id="n1", text="secret", owner=ann)
     note.text = "more secret"

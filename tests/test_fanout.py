@@ -4,7 +4,6 @@ row some subscriber may not read is still addressed node by node. The hostile ca
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,15 +13,15 @@ from django.db import connection
 from django.db.models import Q
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from logux_sync.sync import addressing, delivery, fanout
 from logux_sync.sync.changes import Change
 from logux_sync.sync.clocks import now_ms
-from logux_sync.sync.keys import match_key, subscription_key
+from logux_sync.sync.keys import match_key
 from logux_sync.sync.models import LoguxSubscription
 from logux_sync.sync.subscriptions import remember
 from logux_sync.testing import capture
+from tests.hostile import store_note_subscriptions
 from tests.test_app.models import Note, Project
 
 from .conftest import Endpoint, action_command
@@ -52,19 +51,9 @@ def sent() -> Iterator[delivery.Captured]:
 
 def subscribe_hostile(ann: User, bob: User) -> None:
     """Every way a change of ann's note could reach bob's nodes, and an anonymous node's."""
-    expires = timezone.now() + datetime.timedelta(hours=1)
-    for i, (user_id, wire_filter, row_id) in enumerate(
+    store_note_subscriptions(
         [(str(bob.pk), {}, ""), (str(bob.pk), {"owner": ann.pk}, ""), (str(bob.pk), {}, "n1"), ("", {}, "")]
-    ):
-        LoguxSubscription.objects.create(
-            node_id=f"{user_id}:h{i}:1",
-            user_id=user_id,
-            plural="notes",
-            filter_key=subscription_key("notes", wire_filter) + str(i),
-            filter=wire_filter,
-            row_id=row_id,
-            expires_at=expires,
-        )
+    )
     remember("notes", f"{ann.pk}:a:1", str(ann.pk), {"owner": ann.pk}, 3600)
 
 
