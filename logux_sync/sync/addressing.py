@@ -38,7 +38,7 @@ def _objects(changes: list[Change], using: str) -> dict[tuple[str, str], Any]:
         by_plural.setdefault(change.plural, set()).add(change.wire_id)
     for plural, wire_ids in by_plural.items():
         model = synced_models[plural]
-        opts = model._logux
+        opts = model.logux_options
         pks = [opts.python_id(i) for i in wire_ids]
         for obj in model._base_manager.using(using).filter(pk__in=pks):
             found[(plural, opts.wire_id(obj))] = obj
@@ -53,7 +53,7 @@ def _target(change: Change, rows: dict[tuple[str, str], Any]) -> Any:
     if change.kind == "deleted":
         if change.old is None:
             return None
-        return synced_models[change.plural]._logux.instance_from_wire(change.wire_id, change.old)
+        return synced_models[change.plural].logux_options.instance_from_wire(change.wire_id, change.old)
     return rows.get((change.plural, change.wire_id))
 
 
@@ -263,7 +263,7 @@ def _address_by_can_read(plans: list[_Plan]) -> None:
 
 
 def _plan(change: Change, objects: dict[tuple[str, str], Any], shapes: dict[str, list[list[str]]]) -> _Plan:
-    opts = synced_models[change.plural]._logux
+    opts = synced_models[change.plural].logux_options
     obj = _target(change, objects)
     action = change.action()
     if obj is not None and change.kind != "deleted":

@@ -49,7 +49,7 @@ class SyncedAction(ActionCommand):
 
     @property
     def opts(self) -> LoguxOptions:
-        return self.model._logux
+        return self.model.logux_options
 
     def wire_id(self, action: Action) -> Any:
         return self.opts.python_id(action.get("id"))
@@ -299,7 +299,7 @@ class SyncedChannel(ChannelCommand):
 
     @property
     def opts(self) -> LoguxOptions:
-        return self.model._logux
+        return self.model.logux_options
 
     def since_time(self) -> float | None:
         """The client's `since.time`, moved back to the oldest change delivered late after it: the

@@ -38,7 +38,7 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
     """Queryset paths that skip signals (`update`, `bulk_create`, `bulk_update`) still sync."""
 
     def _opts(self) -> LoguxOptions:
-        return self.model._logux  # type: ignore[no-any-return]
+        return self.model.logux_options  # type: ignore[no-any-return]
 
     def update(self, **kwargs: Any) -> int:
         opts = self._opts()
@@ -140,7 +140,6 @@ class LoguxSynced(models.Model):
 
     objects = LoguxSyncedManager()
 
-    _logux: ClassVar[LoguxOptions]
     # The model's parsed LoguxMeta (plural, fields, channels, read_only, hooks), set when the class is prepared.
     logux_options: ClassVar[LoguxOptions]
     # Each concrete synced model's tracker of its synced fields, set when the class is prepared.
@@ -152,7 +151,7 @@ class LoguxSynced(models.Model):
     # ---- saving ----
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        opts = self._logux
+        opts = self.logux_options
         creating = self._state.adding
         # The generic commands name the fields a client edit won, changed value or not: their clocks move.
         explicit = self.__dict__.pop("_logux_fields", None)
@@ -209,7 +208,7 @@ class LoguxSynced(models.Model):
         when the row was loaded) are fetched first, in one query, and the ones still deferred loaded:
         a save compares the assigned ones and sends the others' values."""
         saved: dict[str, Any] = self.__dict__.setdefault(SNAPSHOT, {})
-        missing = [name for name in self._logux.fields if name not in saved]
+        missing = [name for name in self.logux_options.fields if name not in saved]
         if missing:
             getattr(type(self), TRACKER).load_stored(self, missing)
         return saved
@@ -217,15 +216,14 @@ class LoguxSynced(models.Model):
     def _changed_fields(self, saved: dict[str, Any]) -> list[str]:
         """The synced fields whose value differs from the stored one (`tracker.has_changed`)."""
         data = self.__dict__
-        return [
-            name for name, attname in self._logux.named_attnames if attname in data and saved.get(name) != data[attname]
-        ]
+        pairs = self.logux_options.named_attnames
+        return [name for name, attname in pairs if attname in data and saved.get(name) != data[attname]]
 
     def _old_wire(self, saved: dict[str, Any], changed: list[str]) -> dict[str, Any]:
         """The row's synced values before this save: the stored ones for `changed` fields."""
         data = self.__dict__
         old = {}
-        for name, attname in self._logux.named_attnames:
+        for name, attname in self.logux_options.named_attnames:
             if name in changed:
                 value = saved.get(name)
             else:
@@ -240,7 +238,7 @@ class LoguxSynced(models.Model):
 
     def logux_can_read(self, user: Any) -> bool:
         """May `user` receive this row? Default: Django's `view` permission (model- or object-level)."""
-        hook = getattr(self._logux.hooks, "can_read", None)
+        hook = getattr(self.logux_options.hooks, "can_read", None)
         if hook is not None:
             return bool(hook(user, self))
         perm = self._perm("view")
@@ -251,7 +249,7 @@ class LoguxSynced(models.Model):
         anonymous subscriber never does), True for every subscriber, anonymous ones included, False for
         none, or None to ask `logux_can_read` per subscriber's user. Must select exactly the users
         `can_read` admits. Default: `LoguxMeta.readers(obj)` if defined, else None."""
-        hook = getattr(self._logux.hooks, "readers", None)
+        hook = getattr(self.logux_options.hooks, "readers", None)
         if hook is None:
             return None
         readers = hook(self)
@@ -263,7 +261,7 @@ class LoguxSynced(models.Model):
     def logux_can_read_all(cls, user: Any) -> bool:
         """True when `user` may read every row without a per-row check: the default `can_read` and a
         model-level `view` permission. Lets a list load skip building model instances."""
-        if getattr(cls._logux.hooks, "can_read", None) is not None:
+        if getattr(cls.logux_options.hooks, "can_read", None) is not None:
             return False
         if getattr(cls.logux_can_read, "__func__", cls.logux_can_read) is not LoguxSynced.logux_can_read:
             return False
@@ -272,7 +270,7 @@ class LoguxSynced(models.Model):
     @classmethod
     def logux_can_subscribe(cls, user: Any, filter: dict[str, Any], channel: str) -> bool:
         """May `user` subscribe to a list of rows (plural channel with `filter`, or a derived channel)?"""
-        hook = getattr(cls._logux.hooks, "can_subscribe", None)
+        hook = getattr(cls.logux_options.hooks, "can_subscribe", None)
         if hook is not None:
             return bool(hook(user, filter, channel))
         return bool(user.has_perm(f"{cls._meta.app_label}.view_{cls._meta.model_name}"))
@@ -280,14 +278,14 @@ class LoguxSynced(models.Model):
     @classmethod
     def logux_can_create(cls, user: Any, fields: dict[str, Any]) -> bool:
         """May `user` create a row with these fields? Default: Django's `add` permission."""
-        hook = getattr(cls._logux.hooks, "can_create", None)
+        hook = getattr(cls.logux_options.hooks, "can_create", None)
         if hook is not None:
             return bool(hook(user, fields))
         return bool(user.has_perm(f"{cls._meta.app_label}.add_{cls._meta.model_name}"))
 
     def logux_can_change(self, user: Any, fields: dict[str, Any]) -> bool | Iterable[str]:
         """May `user` change these fields? Return a bool, or the names of the fields it may change."""
-        hook = getattr(self._logux.hooks, "can_change", None)
+        hook = getattr(self.logux_options.hooks, "can_change", None)
         if hook is not None:
             return hook(user, self, fields)  # type: ignore[no-any-return]
         perm = self._perm("change")
@@ -295,7 +293,7 @@ class LoguxSynced(models.Model):
 
     def logux_can_delete(self, user: Any) -> bool:
         """May `user` delete this row? Default: Django's `delete` permission."""
-        hook = getattr(self._logux.hooks, "can_delete", None)
+        hook = getattr(self.logux_options.hooks, "can_delete", None)
         if hook is not None:
             return bool(hook(user, self))
         perm = self._perm("delete")
@@ -308,7 +306,7 @@ def _prepare(sender: type[models.Model], **kwargs: Any) -> None:
     if not issubclass(sender, LoguxSynced) or sender._meta.abstract or sender._meta.proxy:
         return
     opts = LoguxOptions.from_model(sender)
-    sender._logux = sender.logux_options = opts
+    sender.logux_options = opts
     SnapshotFieldTracker(opts.fields).contribute_to_class(sender, TRACKER)
 
 

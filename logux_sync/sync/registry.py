@@ -16,7 +16,7 @@ def _handler(base: type[Any], name: str, **attrs: Any) -> type[Any]:
 
 def register_model(model: type[LoguxSynced]) -> None:
     """Expose a synced model: its plural's actions and channels, and its signal receivers."""
-    opts = model._logux
+    opts = model.logux_options
     existing = synced_models.get(opts.plural)
     if existing is not None and existing is not model:
         raise TypeError(f"{model._meta.label} and {existing._meta.label} both use the plural {opts.plural!r}")

@@ -21,14 +21,14 @@ def on_post_save(
         return
     changed, old, meta = pending
     if changed:
-        entry = change_entry(sender._logux, instance, "created" if created else "changed", changed, old, meta)
+        entry = change_entry(sender.logux_options, instance, "created" if created else "changed", changed, old, meta)
         outbox.enqueue([entry], using)
 
 
 def on_post_delete(sender: type[LoguxSynced], instance: LoguxSynced, using: str, **kw: Any) -> None:
     if not logux_settings.SYNC_ENABLED:
         return
-    opts = sender._logux
+    opts = sender.logux_options
     meta = _obj_stamp(instance, opts.fields)
     entry = change_entry(opts, instance, "deleted", [], opts.wire_fields(instance), meta)
     outbox.queue_changes([entry], using)
