@@ -4,6 +4,7 @@ import pickle
 from collections.abc import Iterator
 from typing import Any
 
+import django
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.db import transaction
@@ -115,6 +116,24 @@ def test_update_fields_adds_clocks() -> None:
     task.save(update_fields=["title"])
     task.refresh_from_db()
     assert task.title == "B" and field_clock(task.logux_clocks, "title")[0] >= field_clock(task.logux_clocks, "done")[0]
+
+
+def test_update_fields_given_positionally_as_django_5_2_still_takes_them(requests: list) -> None:
+    """Django 5.2 still takes save(force_insert, force_update, using, update_fields) positionally
+    (deprecated; 6.0 refuses it): only those fields are stamped, saved and sent, as with the keyword."""
+    task = Task.objects.create(id="t1", title="A")
+    task.title, task.done = "B", True
+    if django.VERSION >= (6, 0):
+        with pytest.raises(TypeError):
+            task.save(False, False, None, ["title"])
+        return
+    with pytest.warns(Warning, match="positional arguments"):
+        task.save(False, False, None, ["title"])
+    stored = Task.objects.get(pk="t1")
+    assert (stored.title, stored.done) == ("B", False)
+    assert field_clock(stored.logux_clocks, "title") != field_clock(stored.logux_clocks, "done")
+    assert [action["fields"] for action, _ in requests[-1]] == [{"title": "B"}]
+    assert task.logux_tracker.changed() == {"done": False}  # not saved: still a change
 
 
 def test_one_transaction_one_request(requests: list) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import django
 from django.db import models, router, transaction
 from django.db.models import Q
 from django.db.models.signals import class_prepared
@@ -151,6 +153,12 @@ class LoguxSynced(models.Model):
     # ---- saving ----
 
     def save(self, *args: Any, **kwargs: Any) -> None:
+        if args and django.VERSION < (6, 0):
+            # Django 5.2 still takes (force_insert, force_update, using, update_fields) positionally,
+            # deprecated (6.0 refuses them): read as the keywords they stand for, warned about as Django does.
+            warnings.warn("Passing positional arguments to save() is deprecated", DeprecationWarning, stacklevel=2)
+            kwargs.update(zip(("force_insert", "force_update", "using", "update_fields"), args, strict=False))
+            args = ()
         opts = self.logux_options
         creating = self._state.adding
         # The generic commands name the fields a client edit won, changed value or not: their clocks move.
@@ -170,7 +178,7 @@ class LoguxSynced(models.Model):
             self.logux_clocks = stamped(self.logux_clocks, changed, meta, len(changed) == len(opts.fields))
             if update_fields is not None:
                 kwargs["update_fields"] = {*update_fields, "logux_clocks"}
-        using = kwargs.get("using") or (args[2] if len(args) > 2 else None)  # Django < 6 took it positionally
+        using = kwargs.get("using")
         if using is None:  # handed to Model.save() too, which would ask the router again
             using = kwargs["using"] = router.db_for_write(type(self), instance=self)
         # The post_save receiver (signals.on_post_save) queues exactly this edit.
