@@ -1,7 +1,9 @@
 // The bridge's side of LOGUX_SYNC['FANOUT'] = 'bridge': what finding the nodes of one fanned-out change
 // costs the bridge (fanOutTargets over N list watches of one match key among 10 keys, plus 10 row
 // subscribers), against what FANOUT 'nodes' makes it do for the same change in the same sitting:
-// parse Django's request naming the N nodes (JSON.parse of the body).
+// parse Django's request naming the N nodes (JSON.parse of the body). `users ms`: the same fan-out of a
+// change whose readers are a Q, with Django listing the 1,000 users of the N nodes but one (each node's
+// user is checked against the list).
 //
 //   node --expose-gc bench/bridge_fanout_bench.mjs            # N = 1,000, 10,000, 100,000
 //   node --expose-gc bench/bridge_fanout_bench.mjs 100000     # one N
@@ -38,7 +40,7 @@ function heap() {
   return process.memoryUsage().heapUsed
 }
 
-console.log('N watches      fan-out ms   nodes-mode parse ms   ratio   nodes   watches MB')
+console.log('N watches      fan-out ms   users ms   nodes-mode parse ms   ratio   nodes   watches MB')
 for (let n of sizes) {
   let before = heap()
   let watches = new Watches()
@@ -53,6 +55,9 @@ for (let n of sizes) {
   let info = { channel: 'cards/c1', created: false, keys: ['board-1', 'shape-2', 'shape-3'], plural: 'cards' }
   let fan = timed(() => fanOutTargets(watches, rows, info, ['0:c0']))
   let nodes = fan.result.nodes
+  let users = []
+  for (let i = 1; i < 1000; i++) users.push(String(i))
+  let listed = timed(() => fanOutTargets(watches, rows, { ...info, users }, ['0:c0']))
   let body = JSON.stringify({
     commands: [{ action: { fields: { title: 't' }, id: 'c1', type: 'cards/changed' }, command: 'action', meta: { id: '1 s:1:1 0', nodes, time: 1 } }],
     secret: 'secret',
@@ -62,6 +67,7 @@ for (let n of sizes) {
   let row = [
     String(n).padStart(9),
     fan.ms.toFixed(2).padStart(12),
+    listed.ms.toFixed(2).padStart(10),
     parse.ms.toFixed(2).padStart(21),
     (fan.ms / parse.ms).toFixed(2).padStart(7),
     String(nodes.length).padStart(7),

@@ -17,12 +17,15 @@ change of one `Card` (bench/syncapp). Three ways to decide who reads it:
   with "bridge" the change goes out once for the bridge to fan out (`nodes` 0: the bridge finds them,
   `node bench/bridge_fanout_bench.mjs` measures that side).
 
-`--fanout` picks LOGUX_SYNC["FANOUT"] ("nodes", the default, "bridge", or "both"); "bridge" changes only
-`everyone` (the other cases are addressed by Django in both modes, and are run in "nodes" only).
+`--fanout` picks LOGUX_SYNC["FANOUT"] ("nodes", the default, "bridge", or "both"). With "bridge",
+`public` and `private` go out once too, naming the subscribed users their Q selects (`users`: U for
+`public`, 1 for `private`) instead of their nodes; `can_read` is addressed by Django in both modes
+and runs in "nodes" only.
 
 Printed per case: `address` = `address_each()` alone (ms, median of 5), `after commit` = from the end of
 the save's `transaction.atomic()` block to the captured request (the outbox claim, addressing, the
-capture, the delete; median of 5), the queries of `address_each()`, and the nodes addressed. Targets:
+capture, the delete; median of 5), the queries of `address_each()`, the nodes addressed and the users
+listed for the bridge. Targets:
 after commit < 20 ms at 10,000 subscriptions and < 200 ms at 100,000 (`public`, `private`), queries
 independent of N and U.
 """
@@ -101,8 +104,9 @@ def readers_hook(name: str) -> Any:
     return staticmethod(lambda card: Q(pk=card.owner_id) if card.private else Q())
 
 
-def measure(card: Any, private: bool, reps: int) -> tuple[float, float, int, int]:
-    """(address ms, after-commit ms, queries, nodes) for one change of `card`, medians of `reps`."""
+def measure(card: Any, private: bool, reps: int) -> tuple[float, float, int, int, int]:
+    """(address ms, after-commit ms, queries, nodes, users listed) for one change of `card`, medians
+    of `reps`."""
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
 
@@ -142,7 +146,8 @@ def measure(card: Any, private: bool, reps: int) -> tuple[float, float, int, int
     with CaptureQueriesContext(connection) as queries:
         addressed = original(changes)
     nodes = sum(len(meta.get("nodes", ())) for _, meta in addressed[0])
-    return statistics.median(timings), statistics.median(after), len(queries), nodes
+    listed = sum(len(meta.get("logux_sync", {}).get("users", ())) for _, meta in addressed[0])
+    return statistics.median(timings), statistics.median(after), len(queries), nodes, listed
 
 
 def main() -> int:
@@ -163,11 +168,15 @@ def main() -> int:
 
         print(f"database: {'PostgreSQL' if args.postgres else 'SQLite'}; one change, N subscriptions of U users")
         header = f"{'N':>8} {'U':>6}  {'FANOUT':<7}{'readers':<9}{'address ms':>11}{'after commit ms':>17}"
-        print(header + f"{'queries':>9}{'nodes':>8}")
+        print(header + f"{'queries':>9}{'nodes':>8}{'users':>7}")
         for subscriptions, users in cases:
             card = populate(subscriptions, users)
             for mode in modes:
-                names = ["public", "private", "can_read", "everyone"] if mode == "nodes" else ["everyone"]
+                names = (
+                    ["public", "private", "can_read", "everyone"]
+                    if mode == "nodes"
+                    else ["public", "private", "everyone"]
+                )
                 for name in names:
                     original = Card.LoguxMeta.readers  # type: ignore[attr-defined]
                     hook = readers_hook(name)
@@ -177,7 +186,7 @@ def main() -> int:
                         Card.LoguxMeta.readers = hook  # type: ignore[attr-defined]
                     try:
                         with override_settings(LOGUX_SYNC={**settings.LOGUX_SYNC, "FANOUT": mode}):
-                            address, after, queries, nodes = measure(card, name == "private", args.reps)
+                            address, after, queries, nodes, listed = measure(card, name == "private", args.reps)
                     finally:
                         Card.LoguxMeta.readers = original  # type: ignore[attr-defined]
                     target = TARGETS.get(subscriptions) if name in ("public", "private") else None
@@ -186,7 +195,7 @@ def main() -> int:
                         flag = f"  > {target:.0f} ms target"
                         missed.append((subscriptions, users, mode, name))
                     row = f"{subscriptions:>8} {users:>6}  {mode:<7}{name:<9}{address:>11.2f}{after:>17.2f}"
-                    print(row + f"{queries:>9}{nodes:>8}" + flag)
+                    print(row + f"{queries:>9}{nodes:>8}{listed:>7}" + flag)
     if missed:
         print("missed targets:", missed)
     return 1 if missed else 0

@@ -61,18 +61,68 @@ def subscribe_hostile(ann: User, bob: User) -> None:
 
 
 @override_settings(LOGUX_SYNC=BRIDGE)
-def test_a_private_row_is_never_fanned_out_and_reaches_only_its_reader(sent: delivery.Captured) -> None:
+def test_a_private_row_is_fanned_out_to_its_reader_alone(sent: delivery.Captured) -> None:
+    """readers Q(pk=owner): each change names ann as its only user (bob is subscribed every way, an
+    anonymous node too); the bridge reaches no node of another user (tests/bridge/js/fanout.test.mjs)."""
     ann, bob = User.objects.create(username="ann"), User.objects.create(username="bob")
     subscribe_hostile(ann, bob)
     note = Note.objects.create(id="n1", text="secret", owner=ann)
     note.text = "more secret"
     note.save()
     note.delete()
-    assert sent
+    assert [action["type"] for action, _ in sent] == ["notes/created", "notes/changed", "notes/deleted"]
     for action, meta in sent:
-        assert fanout.META_KEY not in meta, action
-        assert set(meta["nodes"]) <= {f"{ann.pk}:a:1"}, (action, meta)
-    assert any(meta["nodes"] == [f"{ann.pk}:a:1"] for _, meta in sent)
+        assert "nodes" not in meta, action
+        assert meta[fanout.META_KEY]["users"] == [str(ann.pk)], action
+
+
+@override_settings(LOGUX_SYNC=BRIDGE)
+def test_a_private_row_no_subscribed_user_may_read_is_not_sent(sent: delivery.Captured) -> None:
+    ann, bob = User.objects.create(username="ann"), User.objects.create(username="bob")
+    store_note_subscriptions([(str(bob.pk), {}, ""), (str(bob.pk), {}, "n1"), ("", {}, "")])
+    Note.objects.create(id="n1", text="secret", owner=ann)
+    assert sent == []
+
+
+@override_settings(LOGUX_SYNC=BRIDGE)
+def test_the_users_of_a_fanned_out_change_are_the_subscribed_active_readers(
+    sent: delivery.Captured, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Listed: a user the Q selects who is subscribed (row or matching list), active; not listed: a
+    reader who is not subscribed, a subscriber the Q leaves out, an inactive reader, a list that the
+    row does not match."""
+    people = {name: User.objects.create(username=name) for name in ("ann", "bob", "cy", "dee", "eve", "fay")}
+    people["dee"].is_active = False
+    people["dee"].save()
+    monkeypatch.setattr(Note.LoguxMeta, "readers", staticmethod(lambda note: ~Q(username="bob")))
+    ann, bob, cy, dee, eve, fay = people.values()
+    store_note_subscriptions(
+        [
+            (str(ann.pk), {"owner": ann.pk}, ""),  # a matching list
+            (str(bob.pk), {}, ""),  # every note, but readers leave bob out
+            (str(cy.pk), {}, "n1"),  # the row itself
+            (str(dee.pk), {}, ""),  # inactive
+            (str(eve.pk), {"text": "other"}, ""),  # a list the note is not in
+        ]
+    )
+    Note.objects.create(id="n1", text="t", owner=ann)
+    [(_, meta)] = sent
+    assert meta[fanout.META_KEY]["users"] == sorted([str(ann.pk), str(cy.pk)])
+    assert str(fay.pk) not in meta[fanout.META_KEY]["users"]  # a reader with no subscription
+
+
+@override_settings(LOGUX_SYNC=BRIDGE)
+def test_a_row_given_to_another_owner_is_addressed_by_django(sent: delivery.Captured) -> None:
+    ann, bob = User.objects.create(username="ann"), User.objects.create(username="bob")
+    subscribe_hostile(ann, bob)
+    note = Note.objects.create(id="n1", text="secret", owner=ann)
+    sent.clear()
+    note.owner = bob  # readers Q(pk=ann) before, Q(pk=bob) after
+    note.save()
+    assert [meta.get(fanout.META_KEY) for _, meta in sent] == [None] * len(sent)
+    by_type = {action["type"]: set(meta["nodes"]) for action, meta in sent}
+    assert by_type["notes/deleted"] == {f"{ann.pk}:a:1"}
+    assert f"{bob.pk}:h0:1" in by_type["notes/created"]
 
 
 @override_settings(LOGUX_SYNC=BRIDGE)
@@ -183,6 +233,26 @@ def test_a_fanned_out_change_reads_no_subscription_whatever_their_number(
 
     assert queries(1) == queries(50) == 2  # the row and the filter shapes
     assert note.pk == "n1"
+
+
+@override_settings(LOGUX_SYNC=BRIDGE)
+def test_a_fanned_out_private_change_reads_its_users_in_one_query_whatever_their_number() -> None:
+    owner = User.objects.create(username="owner")
+    Note.objects.create(id="n1", text="a", owner=owner)
+
+    def addressed(subscribers: int) -> tuple[int, list[str]]:
+        for i in range(subscribers):
+            user = User.objects.create(username=f"u{subscribers}-{i}")
+            remember("notes", f"{user.pk}:c{i}:1", str(user.pk), {"text": "a"}, 3600)
+        remember("notes", f"{owner.pk}:o{subscribers}:1", str(owner.pk), {"text": "a"}, 3600)
+        state = {"text": "a", "pinned": False, "owner": owner.pk}
+        edit = {"id": f"{now_ms() + 1} s:1:1 0", "time": now_ms() + 1}
+        change = Change("notes", "changed", "n1", {"text": "a"}, state, state, edit, None)
+        with CaptureQueriesContext(connection) as captured:
+            [[(_, meta)]] = addressing.address_each([change])
+        return len(captured), meta[fanout.META_KEY]["users"]
+
+    assert addressed(1) == addressed(50) == (3, [str(owner.pk)])  # the row, the shapes, the users
 
 
 # ---- watches ----------------------------------------------------------------------------------

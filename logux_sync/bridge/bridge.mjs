@@ -18,9 +18,10 @@
 //   --log-level        LOGUX_LOG_LEVEL        info (every action) or warn (problems only)          info
 // `manage.py logux_server` fills these from Django's settings.
 //
-// With LOGUX_SYNC['FANOUT'] = 'bridge', Django sends a change every subscriber may read once, with
-// `meta.logux_sync = {plural, channel, keys, created}`, and this bridge finds the nodes connected here
-// that it reaches (see "fan-out" below); Django addresses every other change to its nodes itself.
+// With LOGUX_SYNC['FANOUT'] = 'bridge', Django sends a change whose readers did not change once, with
+// `meta.logux_sync = {plural, channel, keys, created, users?}`, and this bridge finds the nodes
+// connected here that it reaches (see "fan-out" below); Django addresses every other change to its
+// nodes itself.
 import { LoguxError, parseId } from '@logux/core'
 import { Server } from '@logux/server'
 import http from 'node:http'
@@ -348,14 +349,16 @@ export function isWatch(action) {
   )
 }
 
+const isStrings = list => Array.isArray(list) && list.every(item => typeof item === 'string')
+
 export function isFanOut(info) {
   return (
     typeof info === 'object' &&
     info !== null &&
     typeof info.plural === 'string' &&
     typeof info.channel === 'string' &&
-    Array.isArray(info.keys) &&
-    info.keys.every(key => typeof key === 'string')
+    isStrings(info.keys) &&
+    (info.users === undefined || isStrings(info.users))
   )
 }
 
@@ -435,12 +438,27 @@ function excluder(clients = []) {
   return node => clients.includes(node) || prefixes.some(prefix => node.startsWith(prefix))
 }
 
+// Is the node left out because its user is not one of `users` (the readers Django listed)? A node's
+// user is the part of its id before the first colon (as parseId reads it), the user @logux/server
+// authenticated it as; a node id without one (no user) is never among them.
+function unlisted(users) {
+  if (users === undefined) return () => false
+  let allowed = new Set(users)
+  return node => {
+    let colon = node.indexOf(':')
+    return colon < 0 || !allowed.has(node.slice(0, colon))
+  }
+}
+
 // The nodes connected here a fanned-out change reaches: those subscribed to its row's channel (this
 // server's subscribers: Django approved them) and those watching a list it matches, without the
-// author's client; `marks`: the createFilter list nodes to mark subscribed to the row first when it
-// is created (as Django does when it addresses a `created`).
+// author's client and, when Django listed the users who may read the row (`info.users`, a `readers`
+// Q), without the nodes of every other user; `marks`: the createFilter list nodes to mark subscribed
+// to the row first when it is created (as Django does when it addresses a `created`).
 export function fanOutTargets(watches, rowSubscribers, info, excludeClients = []) {
-  let excluded = excluder(excludeClients)
+  let author = excluder(excludeClients)
+  let other = unlisted(info.users)
+  let excluded = node => author(node) || other(node)
   let onRow = new Set()
   for (let node in rowSubscribers || {}) {
     if (!excluded(node)) onRow.add(node)

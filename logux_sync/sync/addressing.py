@@ -181,8 +181,10 @@ class _Plan:
     reached: list[tuple[str, bool, bool, bool]] = field(default_factory=list)
     # Every reached node could read the row before exactly when it may now (the same readers)
     same_readers: bool = False
-    # Sent once for the bridge to fan out (FANOUT "bridge"): every subscriber may read it, and could before
+    # Sent once for the bridge to fan out (FANOUT "bridge"): its readers are the same before and after
     bridge: bool = False
+    # With `bridge`: the subscribed users a readers Q selects (None: readers True, every subscriber)
+    users: list[str] | None = None
 
     @property
     def transition(self) -> bool:
@@ -281,7 +283,9 @@ def _pairs(plan: _Plan) -> list[tuple[Action, RawMeta]]:
     (and could before), `created` to those that may read it only now, `deleted` to those that no longer may."""
     change, opts = plan.change, plan.opts
     if plan.bridge:
-        return [(plan.action, fanned_out(change, opts.row_channel(change.wire_id), plan.match_keys))]
+        if plan.users is not None and not plan.users:
+            return []  # no subscribed user may read it
+        return [(plan.action, fanned_out(change, opts.row_channel(change.wire_id), plan.match_keys, plan.users))]
     nodes: list[str] = []
     gone: list[str] = []
     joined: list[str] = []
@@ -320,13 +324,21 @@ def _pairs(plan: _Plan) -> list[tuple[Action, RawMeta]]:
     return pairs
 
 
-def _everyone_reads(plan: _Plan, readers: Q | bool | None) -> bool:
-    """May every subscriber read the row now, and could it before the change (FANOUT "bridge" sends
-    such a change once)? A row that only now became readable to all is addressed here: its new
-    readers get `created`, which the bridge cannot tell apart."""
-    if readers is not True:
+def _fans_out(plan: _Plan, readers: Q | bool | None) -> bool:
+    """Can the bridge fan the change out (FANOUT "bridge")? When its readers are True (every
+    subscriber) or a Q over users, and the same before the change. A change of who may read the row is
+    addressed here: its new readers get `created` and its former ones `deleted`, which the bridge
+    cannot tell apart. With a Q, `plan.users` gets the subscribed users it selects, in one query."""
+    if readers is None or readers is False:
         return False
-    return not plan.transition or plan.before().logux_readers() is True
+    if plan.transition and plan.before().logux_readers() != readers:
+        return False
+    if isinstance(readers, Q):
+        if not _readers_bulk_ok():
+            return False
+        users = plan.candidates().filter(_reads(readers)).order_by().values_list("user_id", flat=True)
+        plan.users = list(users.distinct())
+    return True
 
 
 def address_each(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[list[tuple[Action, RawMeta]]]:
@@ -338,12 +350,13 @@ def address_each(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[l
     that makes it readable as `<plural>/created` with every field: for that user the row left or
     joined the set it may see.
 
-    With FANOUT "bridge", a change every subscriber may read (and could before) is one action for the
-    logux-sync bridge to fan out instead (see fanout.py): no subscription is read for it.
+    With FANOUT "bridge", a change whose `readers` are the same before and after is one action for the
+    logux-sync bridge to fan out instead (see fanout.py): readers True reads no subscription, a Q
+    reads the distinct subscribed users it selects (not their nodes).
 
     Queries: the rows (one per model), the filter shapes (one), then one per change whose model has
-    `readers` (subscriptions joined with readers) and is not fanned out by the bridge, and for the
-    others together one for their subscriptions and one per 2,000 distinct users."""
+    a `readers` Q (subscriptions, or in bridge mode their users, joined with readers), and for the
+    changes without `readers` together one for their subscriptions and one per 2,000 distinct users."""
 
     if not changes:
         return []
@@ -357,7 +370,7 @@ def address_each(changes: list[Change], using: str = DEFAULT_DB_ALIAS) -> list[l
         if plan.obj is None:
             continue
         readers = plan.obj.logux_readers() if bulk or bridge else None
-        if bridge and _everyone_reads(plan, readers):
+        if bridge and _fans_out(plan, readers):
             plan.bridge = True
         elif readers is None or not bulk:
             by_can_read.append(plan)

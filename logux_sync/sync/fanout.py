@@ -1,6 +1,6 @@
-"""FANOUT "bridge": a change every subscriber may read goes out once, and the logux-sync bridge
-(@logux/server 0.14) finds the nodes it reaches; Django addresses only the others (a `readers` Q, a
-per-object `can_read`, a change of who may read the row).
+"""FANOUT "bridge": a change whose readers it did not change goes out once, and the logux-sync bridge
+(@logux/server 0.14) finds the nodes it reaches; Django addresses only the others (a per-object
+`can_read`, a change of who may read the row).
 
 What the bridge is told, and by whom:
 - each list or derived subscription Django approves opens its load with `logux_sync/watch {plural,
@@ -13,6 +13,12 @@ What the bridge is told, and by whom:
   those subscriptions) and to those watching one of `keys` (the lists it matches, before or after),
   except the author's client, marking the row subscribed for list watchers first when it is
   `created`; it strips `meta.logux_sync` before any client sees the action.
+- a change whose readers are the same `Q` before and after also carries `users`: the subscribed users
+  that Q selects now (one query, as many rows as such users, whatever the number of their nodes).
+  The bridge then leaves out every node whose user (the first part of its node id, which
+  @logux/server authenticated) is not listed. So a node the bridge still counts but Django forgot
+  (its remembered subscription expired or was pruned) can only miss a change, never receive a row its
+  user may not read: the list names who may read, not who may not.
 
 Django keeps remembering every subscription in this mode too: the exceptions are addressed from them."""
 
@@ -32,7 +38,7 @@ WATCH = "logux_sync/watch"
 
 
 def bridge_mode() -> bool:
-    """Does the bridge fan out the changes every subscriber may read (FANOUT "bridge")?"""
+    """Does the bridge fan out the changes whose readers they leave as they were (FANOUT "bridge")?"""
     return bool(logux_settings.FANOUT == "bridge")
 
 
@@ -43,18 +49,15 @@ def watch(plural: str, wire_filter: dict[str, Any], listing: bool, ttl: int) -> 
     return action, {}
 
 
-def fanned_out(change: Change, channel: str, keys: Iterable[str]) -> RawMeta:
+def fanned_out(change: Change, channel: str, keys: Iterable[str], users: Iterable[str] | None = None) -> RawMeta:
     """The meta of a change sent once for the bridge to fan out: the change's own, the row's channel
-    and the match keys of the lists it belongs to (before or after it), without nodes."""
-    meta: RawMeta = {
-        **change.meta,
-        META_KEY: {
-            "channel": channel,
-            "created": change.kind == "created",
-            "keys": sorted(keys),
-            "plural": change.plural,
-        },
-    }
+    and the match keys of the lists it belongs to (before or after it), without nodes; `users`: the
+    only users whose nodes it may reach (a `readers` Q), None for every subscriber (`readers` True)."""
+    info: dict[str, Any] = {"channel": channel, "created": change.kind == "created", "keys": sorted(keys)}
+    info["plural"] = change.plural
+    if users is not None:
+        info["users"] = sorted(users)
+    meta: RawMeta = {**change.meta, META_KEY: info}
     if change.exclude_client:
         meta["excludeClients"] = [change.exclude_client]
     return meta

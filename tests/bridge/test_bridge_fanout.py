@@ -1,7 +1,8 @@
 """LOGUX_SYNC['FANOUT'] = 'bridge' with real `@logux/client` 0.23 clients: two logux-sync bridges fan
-out the changes every subscriber may read from the watches Django gave them, a client cannot forge a
-watch, and the private meta never reaches a client. Also runs the bridge's JS unit tests of the node
-computation (tests/bridge/js/fanout.test.mjs). The other bridge suites run in both modes."""
+out the changes whose readers stay the same from the watches Django gave them (a private card to its
+owner's nodes alone), a client cannot forge a watch, and the private meta never reaches a client. Also
+runs the bridge's JS unit tests of the node computation (tests/bridge/js/fanout.test.mjs). The other
+bridge suites run in both modes."""
 
 from __future__ import annotations
 
@@ -58,3 +59,11 @@ def test_live_changes_reach_every_list_they_match_through_both_bridges(stack: St
 
     assert seen["steps"] == ["created", "moved", "deleted"]
     assert seen["afterUnsubscribe"] is False
+
+
+def test_a_private_card_is_fanned_out_to_its_owner_alone_through_both_bridges(stack: Stack) -> None:
+    seen = drive(stack, "private")
+
+    assert seen["steps"] == ["private", "public", "private again", "deleted"]
+    assert seen["bobSawPublic"] is True
+    assert seen["leaked"] == []

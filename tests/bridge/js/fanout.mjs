@@ -121,6 +121,42 @@ const scenarios = {
     steps.push('deleted')
     await sleep(300)
     return { afterUnsubscribe: heard(bob, after), steps }
+  },
+
+  // A private card (readers Q(pk=owner)) is fanned out naming alice alone: her clients on both bridges
+  // hear every change of it, bob's clients subscribed to the same lists on both bridges never hear a
+  // private state, only the public one between.
+  async private() {
+    const alices = [await connect('alice'), await connect('alice', config.urls.at(-1))]
+    const bobs = [await connect('bob'), await connect('bob', config.urls.at(-1))]
+    const aliceLists = [await taskList(alices[0]), await taskList(alices[1], { column: 'todo' })]
+    const bobLists = [await taskList(bobs[0]), await taskList(bobs[1], { column: 'todo' })]
+    const shell = code => managePy(config, `from board.models import Task\n${code}\nprint('ok')\n`)
+    const id = `secret-${Date.now()}`
+    const edit = fields =>
+      shell(`t = Task.objects.get(pk='${id}')\n` + Object.entries(fields).map(([k, v]) => `t.${k} = ${v}`).join('\n') + '\nt.save()')
+    const both = (label, check) => waitFor(label, () => aliceLists.every(check))
+    const steps = []
+    await shell(`Task.objects.create(pk='${id}', title='Secret-1', column='todo', private=True, owner_id=${config.users.alice.id})`)
+    await both("alice's lists get the private card", ({ list }) => titles(list)[id] === 'Secret-1')
+    await edit({ title: "'Secret-2'" })
+    await both('alice hears its new title', ({ list }) => titles(list)[id] === 'Secret-2')
+    steps.push('private')
+    await edit({ private: 'False', title: "'Public-3'" })
+    await waitFor('bob gets it once public', () => bobLists.every(({ list }) => titles(list)[id] === 'Public-3'))
+    steps.push('public')
+    await edit({ private: 'True', title: "'Secret-4'" })
+    await waitFor('bob loses it', () => bobLists.every(({ list }) => !(id in titles(list))))
+    await both('alice hears the last title', ({ list }) => titles(list)[id] === 'Secret-4')
+    steps.push('private again')
+    await edit({ title: "'Secret-5'" })
+    await both('alice hears it', ({ list }) => titles(list)[id] === 'Secret-5')
+    await shell(`Task.objects.filter(pk='${id}').delete()`)
+    await both('alice drops it', ({ list }) => !(id in titles(list)))
+    steps.push('deleted')
+    await sleep(300) // anything wrongly fanned out would have arrived by now
+    const leaked = bobs.flatMap(bob => bob.wire.filter(m => JSON.stringify(m).includes('Secret-')))
+    return { bobSawPublic: bobs.every(bob => heard(bob, 'Public-3')), leaked, steps }
   }
 }
 

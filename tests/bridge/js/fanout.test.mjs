@@ -93,9 +93,31 @@ test('malformed watches and fan-out metas are refused', () => {
     assert.ok(!isWatch(bad))
   }
   assert.ok(isFanOut(info(['k'])))
-  for (let bad of [null, 'x', { ...info(['k']), keys: 'k' }, { ...info([1]) }, { ...info(['k']), channel: 1 }]) {
+  assert.ok(isFanOut({ ...info(['k']), users: ['1', '2'] }))
+  assert.ok(isFanOut({ ...info(['k']), users: [] }))
+  let bads = [null, 'x', { ...info(['k']), keys: 'k' }, { ...info([1]) }, { ...info(['k']), channel: 1 }]
+  bads.push({ ...info(['k']), users: '1' }, { ...info(['k']), users: [1] }, { ...info(['k']), users: null })
+  for (let bad of bads) {
     assert.ok(!isFanOut(bad))
   }
+})
+
+test('with users listed, only their nodes are reached: row subscribers, watchers and marks alike', () => {
+  let watches = new Watches()
+  watches.add('1:a:1', 'tasks', watch('k', true))
+  watches.add('2:b:1', 'tasks', watch('k', true))
+  watches.add('12:c:1', 'tasks', watch('k', true)) // a user id that starts like a listed one
+  watches.add('anonymous', 'tasks', watch('k', true)) // a node id with no user part
+  let rows = { '1:a:2': {}, '2:b:2': {}, '1:x': {}, '21:z:1': {} }
+  let { marks, nodes } = fanOutTargets(watches, rows, { ...info(['k'], true), users: ['1'] })
+  assert.deepEqual(nodes.sort(), ['1:a:1', '1:a:2', '1:x'])
+  assert.deepEqual(marks, ['1:a:1'])
+  // An empty list reaches no one; no list (readers True) reaches every subscriber.
+  assert.deepEqual(fanOutTargets(watches, rows, { ...info(['k']), users: [] }).nodes, [])
+  assert.equal(fanOutTargets(watches, rows, info(['k'])).nodes.length, 8)
+  // The author's client stays out even when its user is listed.
+  let authored = fanOutTargets(watches, rows, { ...info(['k']), users: ['1', '2'] }, ['1:a'])
+  assert.deepEqual(authored.nodes.sort(), ['1:x', '2:b:1', '2:b:2'])
 })
 
 // ---- a whole bridge against a fake Django --------------------------------------------------------
