@@ -40,8 +40,9 @@ class Task(LoguxSynced):
                 return Q(pk=task.owner_id)
             # Every subscriber of the board signed in as an active user (the auth function refuses
             # others, and can_subscribe anonymous ones), so behind the bridge a public card is for
-            # every subscriber: True lets the bridge fan it out. The one difference from Q(): a user
-            # deactivated while connected hears of public cards until it disconnects.
+            # every subscriber: True lets the bridge fan it out without listing users. The one
+            # difference from Q(): a user deactivated while connected hears of public cards until it
+            # disconnects.
             return True if logux_settings.FANOUT == "bridge" else Q()
 
         @staticmethod
