@@ -221,7 +221,10 @@ def _address_by_readers(plan: _Plan, now: Q | bool) -> None:
         if reads_now is not True:
             assert isinstance(reads_now, Q)
             qs = qs.filter(reads_now)
-        rows = [(n, p, True, True) for n, p in qs.values_list("node_id", "plural_list")]
+        if plan.change.kind == "created":  # createFilter list nodes get the row marked subscribed
+            rows = [(n, p, True, True) for n, p in qs.values_list("node_id", "plural_list")]
+        else:  # only the nodes: reading the boolean back costs a converter call per row on SQLite
+            rows = [(n, False, True, True) for n in qs.values_list("node_id", flat=True)]
         plan.same_readers = True
     else:
         either = [c for c in (reads_now, read_before) if c is not False]
