@@ -53,6 +53,7 @@ TARGETS = {10_000: 20.0, 100_000: 200.0}
 def populate(subscriptions: int, users: int) -> Any:
     """N subscriptions of U users to the list the card is in; returns the card."""
     from django.contrib.auth.models import User
+    from django.db import connection
     from django.utils import timezone
     from syncapp.models import Card
 
@@ -89,6 +90,12 @@ def populate(subscriptions: int, users: int) -> Any:
         ],
         batch_size=2000,
     )
+    if connection.vendor == "postgresql":
+        # The statistics autovacuum would gather after such a load: without them the planner takes the
+        # just-filled tables for empty and joins subscriptions and users by nested loop (10,000
+        # subscriptions of 1,000 users: about 0.6 s instead of 7 ms).
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
     with muted():
         return Card.objects.create(id="c1", title="t", board=1, owner=people[0])
 

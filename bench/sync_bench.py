@@ -125,6 +125,9 @@ def setup_django(db_path: str, sink_port: int, source: str, postgres: str | None
     django.setup()
     from django.core.management import call_command
 
+    # The bench app has no migrations: syncdb creates its tables before any migration runs, so the
+    # tables its foreign keys point at (auth's) come first; PostgreSQL checks them at once.
+    call_command("migrate", "auth", verbosity=0)
     call_command("migrate", run_syncdb=True, verbosity=0)
 
 
