@@ -213,6 +213,16 @@ def test_nodes_mode_addresses_every_change(sent: delivery.Captured, public_when_
     assert f"{bob.pk}:h0:1" in changed["nodes"] and "h3" in " ".join(changed["nodes"])  # True: anonymous too
 
 
+def address_one_change(state: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """Address a change of note n1's text (its state before and after: `state`); the queries it took
+    and the meta of its one action."""
+    edit = {"id": f"{now_ms() + 1} s:1:1 0", "time": now_ms() + 1}
+    change = Change("notes", "changed", "n1", {"text": "a"}, state, state, edit, None)
+    with CaptureQueriesContext(connection) as captured:
+        [[(_, meta)]] = addressing.address_each([change])
+    return len(captured), meta
+
+
 @override_settings(LOGUX_SYNC=BRIDGE)
 def test_a_fanned_out_change_reads_no_subscription_whatever_their_number(
     sent: delivery.Captured, public_when_pinned: None
@@ -223,13 +233,9 @@ def test_a_fanned_out_change_reads_no_subscription_whatever_their_number(
     def queries(subscribers: int) -> int:
         for i in range(subscribers):
             remember("notes", f"{ann.pk}:c{i}:1", str(ann.pk), {"text": "a"}, 3600)
-        state = {"text": "a", "pinned": True, "owner": ann.pk}
-        edit = {"id": f"{now_ms() + 1} s:1:1 0", "time": now_ms() + 1}
-        change = Change("notes", "changed", "n1", {"text": "a"}, state, state, edit, None)
-        with CaptureQueriesContext(connection) as captured:
-            [[(_, meta)]] = addressing.address_each([change])
+        count, meta = address_one_change({"text": "a", "pinned": True, "owner": ann.pk})
         assert fanout.META_KEY in meta
-        return len(captured)
+        return count
 
     assert queries(1) == queries(50) == 2  # the row and the filter shapes
     assert note.pk == "n1"
@@ -245,12 +251,8 @@ def test_a_fanned_out_private_change_reads_its_users_in_one_query_whatever_their
             user = User.objects.create(username=f"u{subscribers}-{i}")
             remember("notes", f"{user.pk}:c{i}:1", str(user.pk), {"text": "a"}, 3600)
         remember("notes", f"{owner.pk}:o{subscribers}:1", str(owner.pk), {"text": "a"}, 3600)
-        state = {"text": "a", "pinned": False, "owner": owner.pk}
-        edit = {"id": f"{now_ms() + 1} s:1:1 0", "time": now_ms() + 1}
-        change = Change("notes", "changed", "n1", {"text": "a"}, state, state, edit, None)
-        with CaptureQueriesContext(connection) as captured:
-            [[(_, meta)]] = addressing.address_each([change])
-        return len(captured), meta[fanout.META_KEY]["users"]
+        count, meta = address_one_change({"text": "a", "pinned": False, "owner": owner.pk})
+        return count, meta[fanout.META_KEY]["users"]
 
     assert addressed(1) == addressed(50) == (3, [str(owner.pk)])  # the row, the shapes, the users
 
