@@ -11,7 +11,7 @@ from .auth import subprotocol_supported
 from .client import build_undo
 from .commands import ActionCommand, BaseCommand, ChannelCommand, LoadResult
 from .conf import logux_settings
-from .encoded import AnswerWriter, Encoded, EncodedPair, EncodedPairs
+from .encoded import AnswerWriter, Encoded, EncodedPair, EncodedPairs, answer_text, auth_answer_text
 from .exceptions import LoguxProxyException, Undo, WrongLoadResult
 from .protocol import (
     ActionCommandData,
@@ -52,7 +52,7 @@ def _error(id: str, exc: BaseException, where: str) -> Answer:
     return answer("error", id, details=error_details(exc))
 
 
-def run_auth(command: AuthCommand) -> Iterator[Answer]:
+def run_auth(command: AuthCommand) -> Iterator[Step]:
     supports = logux_settings.SUPPORTS
     if not subprotocol_supported(command.subprotocol, supports):
         yield auth_answer("wrongSubprotocol", command.auth_id, supported=supports)
@@ -65,9 +65,9 @@ def run_auth(command: AuthCommand) -> Iterator[Answer]:
         yield auth_answer("error", command.auth_id, details=error_details(exc))
         return
     if ok:
-        yield auth_answer("authenticated", command.auth_id, subprotocol=logux_settings.SUBPROTOCOL)
+        yield auth_answer_text("authenticated", command.auth_id, logux_settings.SUBPROTOCOL)
     else:
-        yield auth_answer("denied", command.auth_id)
+        yield auth_answer_text("denied", command.auth_id)
 
 
 def _undo_answer(handler: BaseCommand, undo: Undo) -> Answer:
@@ -89,22 +89,25 @@ def _overrides(handler: BaseCommand, base: type[BaseCommand], hook: str) -> bool
     return getattr(type(handler), hook) is not getattr(base, hook)
 
 
-def _access(handler: BaseCommand) -> Answer:
+def _access(handler: BaseCommand) -> tuple[bool, Step]:
+    """Whether the handler approved, and the answer that says so (`approved`, `forbidden`, `error`)."""
     id = handler.meta.id
     try:
         allowed = handler.access(handler.action, handler.meta)
     except Undo:
         allowed = False
     except Exception as exc:
-        return _error(id, exc, "access()")
-    return answer("approved" if allowed else "forbidden", id)
+        return False, _error(id, exc, "access()")
+    if allowed:
+        return True, answer_text("approved", id)
+    return False, answer_text("forbidden", id)
 
 
 def run_action(command: ActionCommandData, dispatcher: Dispatcher = logux) -> Iterator[Step]:
     action, meta = command.action, command.meta
     handler_class = dispatcher.actions.find(action["type"])
     if handler_class is None:
-        yield answer("unknownAction", meta.id)
+        yield answer_text("unknownAction", meta.id)
         return
     handler: ActionCommand = handler_class(action, meta, command.headers)
     try:
@@ -117,9 +120,9 @@ def run_action(command: ActionCommandData, dispatcher: Dispatcher = logux) -> It
             yield answer("resend", meta.id, **targets)
             if _overrides(handler, BaseCommand, "access"):
                 yield WRITE_NOW
-        access = _access(handler)
+        approved, access = _access(handler)
         yield access
-        if access["answer"] != "approved":
+        if not approved:
             return
         if _overrides(handler, ActionCommand, "process"):
             yield WRITE_NOW
@@ -130,7 +133,7 @@ def run_action(command: ActionCommandData, dispatcher: Dispatcher = logux) -> It
         except Exception as exc:
             yield _error(meta.id, exc, "process()")
             return
-        yield answer("processed", meta.id)
+        yield answer_text("processed", meta.id)
     finally:
         _finally(handler)
 
@@ -169,13 +172,13 @@ def run_subscribe(command: ActionCommandData, dispatcher: Dispatcher = logux) ->
     channel = action.get("channel")
     handler_class = dispatcher.channels.find(channel) if isinstance(channel, str) else None
     if handler_class is None:
-        yield answer("unknownChannel", meta.id)
+        yield answer_text("unknownChannel", meta.id)
         return
     handler: ChannelCommand = handler_class(action, meta, command.headers)
     try:
-        access = _access(handler)
+        approved, access = _access(handler)
         yield access
-        if access["answer"] != "approved":
+        if not approved:
             return
         if _overrides(handler, ChannelCommand, "load"):
             yield WRITE_NOW
@@ -196,7 +199,7 @@ def run_subscribe(command: ActionCommandData, dispatcher: Dispatcher = logux) ->
         except Exception as exc:
             yield _error(meta.id, exc, "load()")
             return
-        yield answer("processed", meta.id)
+        yield answer_text("processed", meta.id)
     finally:
         _finally(handler)
 
