@@ -106,6 +106,22 @@ def test_a_post_goes_through_dispatch_and_needs_no_csrf_token() -> None:
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize("urlconf", ["tests.urls", "tests.urls_include"])
+def test_both_documented_routings_serve_the_endpoint(endpoint: Endpoint, urlconf: str) -> None:
+    # The README's path("logux/", LoguxView.as_view()) and its alternative include("logux_sync.urls").
+    register_echo()
+    with override_settings(ROOT_URLCONF=urlconf):
+        assert endpoint.answers(auth_command(token="10:good"), action_command({"type": "echo"})) == [
+            {"answer": "authenticated", "authId": "a1", "subprotocol": "1.0.0"},
+            {"answer": "approved", "id": "1 10:c1:t1 0"},
+            {"answer": "processed", "id": "1 10:c1:t1 0"},
+        ]
+        for _ in range(3):
+            assert endpoint.post(body(secret="bad")) == (403, WRONG_SECRET)
+        assert endpoint.post(body()) == (429, TOO_MANY_ATTEMPTS)
+        assert endpoint.client.get("/logux/").status_code == 405
+
+
 def test_the_lock_is_counted_under_its_documented_key(endpoint: Endpoint) -> None:
     from django.core.cache import caches
 

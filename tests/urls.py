@@ -1,3 +1,6 @@
-from django.urls import include, path
+from django.urls import path
 
-urlpatterns = [path("logux/", include("logux_sync.urls"))]
+from logux_sync.views import LoguxView
+
+# The README's routing; tests/urls_include.py is its documented alternative.
+urlpatterns = [path("logux/", LoguxView.as_view(), name="logux")]

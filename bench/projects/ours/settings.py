@@ -6,8 +6,8 @@ from base_settings import *  # noqa: F403
 from base_settings import INSTALLED_APPS, LOGUX_SECRET
 
 INSTALLED_APPS = [*INSTALLED_APPS, "logux_sync", "ours"]  # the engine alone, without model sync
-# The README's include("logux_sync.urls"); BENCH_OURS_URLCONF=ours.urls_direct measures the view
-# routed by a path() of its own instead (no nested resolver).
+# The README's routing, the view under a path() of its own; BENCH_OURS_URLCONF=ours.urls_include measures
+# its alternative, include("logux_sync.urls") (a nested resolver).
 ROOT_URLCONF = os.environ.get("BENCH_OURS_URLCONF", "ours.urls")
 WSGI_APPLICATION = "ours.wsgi.application"
 
