@@ -575,18 +575,24 @@ def test_no_transaction_is_open_while_a_request_is_in_flight(logux: FakeLogux, m
     assert open_during_send == [False, False, False] and ids(logux.requests) == [["a"], ["b"]]
 
 
-def test_rows_claimed_by_one_sender_are_not_taken_by_another(logux: FakeLogux) -> None:
+def test_rows_claimed_by_one_sender_are_not_taken_by_another(logux: FakeLogux, monkeypatch: pytest.MonkeyPatch) -> None:
     logux.down = True
-    Task.objects.create(id="a", title="A")
-    row = LoguxOutbox.objects.get()
-    first = delivery._claim(None, 10, "default", ignore_backoff=True)
-    assert [r.pk for r in first] == [row.pk]
-    # Neither a due-rows sender nor one that ignores backoff takes a row another sender holds.
-    assert delivery._claim(None, 10, "default", ignore_backoff=True) == []
-    assert delivery._claim(row.batch, 10, "default", ignore_backoff=False) == []
-    # A sender that died: once its lease is over, the row is due again.
-    LoguxOutbox.objects.update(next_attempt_at=timezone.now())
-    assert [r.pk for r in delivery._claim(None, 10, "default", ignore_backoff=False)] == [row.pk]
+    Task.objects.create(id="a", title="A")  # waits for a retry, claimed by no one
+    logux.down = False
+    others: list[int] = []
+
+    def send(pairs: list[tuple[dict, dict]]) -> None:
+        # While this sender's request is in flight (its claim committed), other senders run: neither
+        # a due-rows one nor one that ignores backoff takes the row it holds.
+        if not others:
+            others.append(delivery.deliver(ignore_backoff=True))
+            others.append(delivery.deliver())
+        logux(pairs)
+
+    monkeypatch.setattr(delivery, "add_batch", send)
+    assert delivery.deliver(ignore_backoff=True) == 1
+    assert others == [0, 0] and ids(logux.requests) == [["a"]]
+    assert not LoguxOutbox.objects.exists()
 
 
 def test_rows_written_claimed_are_due_to_other_senders_when_the_lease_ends(
