@@ -52,23 +52,35 @@ def _settings_changed(*, setting: str, **kwargs: Any) -> None:
 setting_changed.connect(_settings_changed, dispatch_uid="logux_sync.throttle.settings_changed")
 
 
+class LockUnavailable(Exception):
+    """The counting cache failed (a Redis that is down, say): whether the IP is locked out is unknown."""
+
+
 def is_locked(ip: str) -> bool:
-    """True while `ip` has BRUTE_FORCE_LIMIT wrong secrets within the window."""
-    count = counting_cache().get(cache_key(ip))
+    """True while `ip` has BRUTE_FORCE_LIMIT wrong secrets within the window. Raises LockUnavailable
+    when the cache cannot be read."""
+    try:
+        count = counting_cache().get(cache_key(ip))
+    except Exception as exc:  # each cache backend raises its own errors (redis, pymemcache, OSError)
+        raise LockUnavailable(f"the '{logux_settings.CACHE}' cache failed: {exc!r}") from exc
     return count is not None and int(count) >= logux_settings.BRUTE_FORCE_LIMIT
 
 
 def remember_wrong_secret(ip: str) -> None:
-    """Count one wrong secret; the count expires BRUTE_FORCE_WINDOW seconds after the last one."""
+    """Count one wrong secret; the count expires BRUTE_FORCE_WINDOW seconds after the last one.
+    Raises LockUnavailable when the cache cannot be written."""
     cache = counting_cache()
     key, window = cache_key(ip), logux_settings.BRUTE_FORCE_WINDOW
-    # add() then incr() is atomic on Redis and Memcached, so concurrent workers lose no attempt.
-    cache.add(key, 0, timeout=window)
     try:
-        cache.incr(key)
-    except ValueError:  # expired between add() and incr()
-        cache.set(key, 1, timeout=window)
-    cache.touch(key, timeout=window)
+        # add() then incr() is atomic on Redis and Memcached, so concurrent workers lose no attempt.
+        cache.add(key, 0, timeout=window)
+        try:
+            cache.incr(key)
+        except ValueError:  # expired between add() and incr()
+            cache.set(key, 1, timeout=window)
+        cache.touch(key, timeout=window)
+    except Exception as exc:
+        raise LockUnavailable(f"the '{logux_settings.CACHE}' cache failed: {exc!r}") from exc
 
 
 def reset(ip: str) -> None:

@@ -19,6 +19,7 @@ from .engine import WRITE_NOW, run_steps
 from .protocol import (
     PROTOCOL_VERSION,
     TOO_MANY_ATTEMPTS,
+    WRONG_BODY,
     WRONG_SECRET,
     WRONG_VERSION,
     Command,
@@ -134,20 +135,27 @@ class LoguxView(View):
         if body.version != PROTOCOL_VERSION:
             return _text(400, WRONG_VERSION)
         ip = request.META.get("REMOTE_ADDR", "")
-        if throttle.is_locked(ip):
-            return _text(429, TOO_MANY_ATTEMPTS)
-        expected = logux_settings.SECRET
-        if not expected:
-            logger.error("logux_sync: LOGUX_SYNC['SECRET'] is not set; refusing the Logux server")
-            return _text(503, "Logux secret is not configured on the back end")
-        if not secret_matches(body.secret, expected):
-            throttle.remember_wrong_secret(ip)
-            logger.warning("logux_sync: wrong secret from %s", ip)
-            return _text(403, WRONG_SECRET)
+        try:
+            if throttle.is_locked(ip):
+                return _text(429, TOO_MANY_ATTEMPTS)
+            expected = logux_settings.SECRET
+            if not expected:
+                logger.error("logux_sync: LOGUX_SYNC['SECRET'] is not set; refusing the Logux server")
+                return _text(503, "Logux secret is not configured on the back end")
+            if not secret_matches(body.secret, expected):
+                throttle.remember_wrong_secret(ip)
+                logger.warning("logux_sync: wrong secret from %s", ip)
+                return _text(403, WRONG_SECRET)
+        except throttle.LockUnavailable as exc:
+            # Unknown whether the IP is locked out: refuse rather than let guesses through uncounted.
+            logger.error("logux_sync: the wrong-secret lock cannot be used (%s); refusing the Logux server", exc)
+            return _text(503, "Wrong-secret lock is unavailable")
         if len(body.commands) > logux_settings.MAX_COMMANDS:
             return _text(400, f"Too many commands (at most {logux_settings.MAX_COMMANDS})")
         try:
             commands = [parse_command(raw_command) for raw_command in body.commands]
         except ProtocolError as exc:
-            return _text(400, f"Wrong command: {exc}")
+            # The protocol has one answer for a body it cannot read; what was wrong goes to the log.
+            logger.warning("logux_sync: wrong command from %s: %s", ip, exc)
+            return _text(400, WRONG_BODY)
         return respond(commands, self.dispatcher)

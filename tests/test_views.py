@@ -162,9 +162,22 @@ def test_commands_limit(endpoint: Endpoint) -> None:
     assert status == 400 and "Too many commands" in text
 
 
-def test_command_without_id_is_400(endpoint: Endpoint) -> None:
-    status, text = endpoint.post(body({"command": "launch"}))
-    assert status == 400 and text.startswith("Wrong command")
+def test_a_malformed_command_is_400_wrong_body(endpoint: Endpoint, caplog: pytest.LogCaptureFixture) -> None:
+    for command in ({"command": "launch"}, {"command": "action", "action": {"type": "x"}}, {"command": "auth"}):
+        assert endpoint.post(body(command)) == (400, "Wrong body")
+    assert "wrong command" in caplog.text  # what was wrong, for the developer
+
+
+@pytest.mark.parametrize("wrong_secret", [False, True])
+def test_a_counting_cache_that_fails_is_503_not_500(
+    endpoint: Endpoint, caplog: pytest.LogCaptureFixture, wrong_secret: bool
+) -> None:
+    """A Redis that is down: whether the IP is locked out is unknown, so the endpoint refuses, clearly."""
+    caches = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1"}}
+    with override_settings(CACHES=caches):
+        status, text = endpoint.post(body(secret="wrong" if wrong_secret else "secret"))
+    assert (status, text) == (503, "Wrong-secret lock is unavailable")
+    assert "wrong-secret lock cannot be used" in caplog.text
 
 
 def test_missing_secret_setting_is_503_not_500(endpoint: Endpoint) -> None:
