@@ -245,6 +245,19 @@ def test_a_filter_compares_fields_with_scalars_only(endpoint: Endpoint, value: A
     assert not LoguxSubscription.objects.exists()
 
 
+@pytest.mark.parametrize("value", ["abc", [], ["title"], 1, True])
+def test_a_filter_that_is_not_an_object_is_forbidden_and_loads_nothing(endpoint: Endpoint, value: Any) -> None:
+    u = viewer()
+    Task.objects.create(id="t1", title="A")
+    # Refused like a filter naming an unknown field, not read as no filter (which loads every row).
+    assert answers_of(subscribe(endpoint, "tasks", u.pk, filter={"nope": 1})) == ["forbidden"]
+    assert answers_of(subscribe(endpoint, "tasks", u.pk, filter=value)) == ["forbidden"]
+    assert not LoguxSubscription.objects.exists()
+    # A null filter is no filter, as an absent one.
+    loaded = subscribe(endpoint, "tasks", u.pk, filter=None)
+    assert [a["action"]["type"] for a in loaded if a["answer"] == "action"] == ["logux/subscribed", "tasks/created"]
+
+
 def test_subscriptions_per_node_and_per_user_are_bounded(endpoint: Endpoint) -> None:
     u = viewer()
     with override_settings(

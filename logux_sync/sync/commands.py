@@ -370,7 +370,9 @@ class ListChannel(SyncedChannel):
     mark_rows_subscribed: ClassVar[bool] = True
 
     def wire_filter(self) -> dict[str, Any]:
-        return self.opts.normalize_filter(self.filter)
+        # The filter as sent, not `self.filter` (None for a non-object): a string or an array is refused
+        # like an unknown field, never read as no filter, which would load every readable row.
+        return self.opts.normalize_filter(self.action.get("filter"))
 
     def access(self, action: Action, meta: Meta) -> bool:
         try:
