@@ -65,8 +65,9 @@ class SyncedAction(ActionCommand):
 
     def python_values(self, fields: dict[str, Any]) -> dict[str, Any]:
         """The client's field values as the model stores them, by field name (a foreign key as the
-        target's primary key): what the permission hooks receive."""
-        return {name: self.opts.python_value(name, value) for name, value in fields.items()}
+        target's primary key): what the permission hooks receive. Each must have the JSON type of its
+        field's wire form (`LoguxOptions.edited_value`)."""
+        return {name: self.opts.edited_value(name, value) for name, value in fields.items()}
 
     def checked(self, action: Action) -> tuple[Any, dict[str, Any]] | bool:
         """`(pk, python values)` for access(), or its answer: False for an id or field name the model
@@ -115,7 +116,7 @@ class SyncedAction(ActionCommand):
             pk, fields = self.wire_id(action), self.wire_fields(action)
             return pk, fields, self.python_values(fields)
         except WireError as error:
-            raise Undo("invalid", errors={"__all__": [str(error)]}) from None
+            raise Undo("invalid", errors={error.field or "__all__": [error.message]}) from None
 
     def validate(self, obj: LoguxSynced, fields: Iterable[str] | None = None) -> None:
         exclude = None if fields is None else [f.name for f in obj._meta.fields if f.name not in set(fields)]

@@ -30,6 +30,11 @@ synced_models: dict[str, type[LoguxSynced]] = {}
 class WireError(ValueError):
     """A value or field name from a client that the model cannot take."""
 
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
 
 def storable(value: Any) -> Any:
     """Refuse what a database cannot take in a query: integers beyond 64 bits, lone surrogates."""
@@ -42,6 +47,46 @@ def storable(value: Any) -> Any:
 
 # Types whose values are their own JSON (to_wire() returns them as they are).
 _JSON_SCALARS = frozenset({str, int, bool, float, type(None)})
+
+
+# The JSON types of a field's wire form (what `to_wire` makes of its values), by field class, most
+# specific first. A field of a class not listed (JSONField, a custom field) takes any JSON value its
+# `to_python` accepts.
+_WIRE_TYPES: tuple[tuple[type[models.Field[Any, Any]], tuple[type, ...], str], ...] = (
+    (models.JSONField, (), ""),
+    (models.BooleanField, (bool,), "a boolean"),
+    (models.IntegerField, (int,), "an integer"),  # also AutoField, BigIntegerField, Positive*...
+    (models.FloatField, (int, float), "a number"),
+    (models.DurationField, (int, float), "a number"),  # seconds
+    (models.DecimalField, (str,), "a string"),  # the decimal's text: a float would round it
+    (models.CharField, (str,), "a string"),
+    (models.TextField, (str,), "a string"),
+    (models.DateField, (str,), "a string"),  # also DateTimeField
+    (models.TimeField, (str,), "a string"),
+    (models.UUIDField, (str,), "a string"),
+    (models.GenericIPAddressField, (str,), "a string"),
+)
+
+_JSON_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a float",
+    bool: "a boolean",
+    list: "an array",
+    dict: "an object",
+}
+
+
+def wire_types(field: models.Field[Any, Any]) -> tuple[tuple[type, ...], str] | None:
+    """The exact Python types of the JSON values a client may send for `field` (`NoneType` when the
+    field is nullable) and their description, or None when any JSON value may be sent."""
+    target = field.target_field if field.is_relation else field  # type: ignore[attr-defined]
+    for field_class, types, name in _WIRE_TYPES:
+        if isinstance(target, field_class):
+            if not types:
+                return None
+            return (*types, type(None)) if field.null else types, f"{name} or null" if field.null else name
+    return None
 
 
 def to_wire(value: Any) -> Any:
@@ -151,7 +196,21 @@ class LoguxOptions:
         try:
             return storable(target.to_python(value))
         except (ValidationError, TypeError, ValueError) as exc:
-            raise WireError(f"{name}: {exc}") from None
+            raise WireError(str(exc), field=name) from None
+
+    @functools.cached_property
+    def _wire_types(self) -> dict[str, tuple[tuple[type, ...], str] | None]:
+        return {name: wire_types(self.field(name)) for name in self.fields}
+
+    def edited_value(self, name: str, value: Any) -> Any:
+        """`python_value()` of a value a client's create or change sent, which must have the JSON type of
+        the field's wire form: a coerced value (`"10"` or `10.5` for 10) would be what the database holds
+        and the permission hooks judge, while the author's client keeps what it sent."""
+        kind = self._wire_types.get(name)
+        if kind is not None and type(value) not in kind[0]:
+            got = _JSON_NAMES.get(type(value), "null")
+            raise WireError(f"expected {kind[1]}, got {got}", field=name)
+        return self.python_value(name, value)
 
     def instance_from_wire(self, wire_id: str, state: Mapping[str, Any]) -> models.Model:
         """An unsaved instance carrying a row's synced values (for permission checks on a gone row)."""
@@ -166,12 +225,17 @@ class LoguxOptions:
         return obj
 
     def python_id(self, value: Any) -> Any:
-        if not isinstance(value, (str, int)) or isinstance(value, bool):
-            raise WireError("id must be a string or a number")
+        """A client's row id as the model stores it. The id must be the row's wire id (`wire_id()`, a
+        string): `7`, `"07"` or `" 7"` would name row 7 on the server and another row on the client."""
+        if type(value) is not str:
+            raise WireError("id must be a string")
         try:
-            return storable(self.id_field.to_python(value))
+            pk = storable(self.id_field.to_python(value))
         except (ValidationError, TypeError, ValueError) as exc:
-            raise WireError(f"id: {exc}") from None
+            raise WireError(str(exc), field="id") from None
+        if str(pk) != value:
+            raise WireError(f"{value!r} is not a wire id (the row's would be {str(pk)!r})", field="id")
+        return pk
 
     def normalize_filter(self, raw: Any) -> dict[str, Any]:
         """A client's filter as `{field: wire value}`: only synced fields, each compared with one JSON
