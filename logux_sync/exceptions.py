@@ -47,6 +47,10 @@ class Undo(LoguxError):
         super().__init__(reason)
 
 
+class UnsyncableId(LoguxError, ValueError):
+    """A synced row's id contains "/": its row channel `<plural>/<id>` could never be subscribed."""
+
+
 class SubscriptionLimit(LoguxError):
     """A subscription goes over a model-sync limit (filter size, subscriptions per node or per user)."""
 

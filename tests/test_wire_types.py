@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.db import models
 
+from logux_sync.exceptions import UnsyncableId
 from logux_sync.sync import delivery
 from logux_sync.sync.options import wire_types
 from logux_sync.testing import capture
@@ -159,3 +160,32 @@ def test_wire_types_follow_what_to_wire_emits(field: models.Field, types: set[ty
 
 def test_a_json_field_takes_any_json() -> None:
     assert wire_types(models.JSONField()) is None
+
+
+# ---- a row id with "/" could never be subscribed (`tasks/a/b` is no row channel) ----------------
+
+
+@pytest.mark.parametrize("row_id", ["a/b", "/", "a/"])
+def test_a_create_of_an_id_with_a_slash_is_undone_invalid_like_an_empty_id(
+    endpoint: Endpoint, sent: list, row_id: str
+) -> None:
+    u = user("ann", "add_task", "change_task", "view_task")
+    empty = invalid_errors(act(endpoint, {"type": "tasks/create", "id": "", "fields": {"title": "A"}}, u.pk))
+    errors = invalid_errors(act(endpoint, {"type": "tasks/create", "id": row_id, "fields": {"title": "A"}}, u.pk))
+    assert list(errors) == list(empty) == ["id"] and '"/"' in errors["id"][0], errors
+    assert stored(Task) == [] and sent == []
+
+
+def test_django_refuses_to_create_a_synced_row_whose_id_has_a_slash(sent: list) -> None:
+    with pytest.raises(UnsyncableId, match='"/"'):
+        Task.objects.create(id="a/b", title="A")
+    with pytest.raises(UnsyncableId):
+        Task.objects.bulk_create([Task(id="ok", title="A"), Task(id="a/b", title="B")])
+    assert stored(Task) == [] and sent == []
+    # A row saved before this check still saves: it is not made worse.
+    Task.objects.create(id="ok", title="A")
+    Task.objects.filter(pk="ok").update(id="old/row")
+    task = Task.objects.get(pk="old/row")
+    task.title = "B"
+    task.save()
+    assert Task.objects.get(pk="old/row").title == "B"

@@ -167,6 +167,9 @@ class CreateAction(SyncedAction):
             opts = self.opts
             obj = self.model(**{opts.field(name).attname: value for name, value in values.items()})
             obj.pk = pk
+            problem = opts.id_problem(pk)
+            if problem is not None:  # refused like an empty or over-long id (full_clean's errors)
+                raise Undo("invalid", errors={opts.id_field.name: [problem]})
             self.validate(obj)
             obj._logux_meta = _edit_meta(meta)  # type: ignore[attr-defined]
             obj.save(force_insert=True)

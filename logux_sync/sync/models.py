@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.db.models.signals import class_prepared
 
 from ..compat import SNAPSHOT, SnapshotFieldTracker, SnapshotInstanceTracker
+from ..exceptions import UnsyncableId
 from .changes import Entry, change_entry, is_muted
 from .clocks import latest_time, server_meta, stamped
 from .options import LoguxOptions, to_wire
@@ -75,6 +76,7 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
         objs = list(objs)
         metas = []
         for obj in objs:
+            _check_new_id(opts, obj.pk)
             meta = _obj_stamp(obj)
             obj.logux_clocks = stamped(None, list(opts.fields), meta, every=True)
             metas.append(meta)
@@ -121,6 +123,13 @@ class LoguxSyncedQuerySet(models.QuerySet[Any]):
             return count
 
 
+def _check_new_id(opts: LoguxOptions, pk: Any) -> None:
+    """Refuse to insert a row no client could subscribe to (a row saved before stays as it is)."""
+    problem = opts.id_problem(pk)
+    if problem is not None:
+        raise UnsyncableId(f"{opts.model._meta.label} {pk!r}: {problem}")
+
+
 def _reset_trackers(objs: Iterable[Any]) -> None:
     for obj in objs:
         obj.__dict__[SNAPSHOT] = {} if obj.pk is None else getattr(type(obj), TRACKER).loaded(obj)
@@ -161,6 +170,8 @@ class LoguxSynced(models.Model):
             args = ()
         opts = self.logux_options
         creating = self._state.adding
+        if creating:
+            _check_new_id(opts, self.pk)
         # The generic commands name the fields a client edit won, changed value or not: their clocks move.
         explicit = self.__dict__.pop("_logux_fields", None)
         saved = None if creating else self._saved_values()

@@ -183,6 +183,12 @@ class LoguxOptions:
     def wire_id(self, obj: models.Model) -> str:
         return str(obj.__dict__[self.pk_attname])
 
+    def id_problem(self, pk: Any) -> str | None:
+        """Why a new row with this primary key could not be synced, or None."""
+        if pk is not None and "/" in str(pk):
+            return f'a synced row\'s id may not contain "/": its channel {self.plural}/<id> could not be subscribed'
+        return None
+
     @functools.cached_property
     def pk_attname(self) -> str:
         return self.model._meta.pk.attname  # type: ignore[union-attr]
