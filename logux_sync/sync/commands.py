@@ -52,7 +52,7 @@ class SyncedAction(ActionCommand):
         return self.model.logux_options
 
     def wire_id(self, action: Action) -> Any:
-        return self.opts.python_id(action.get("id"))
+        return self.opts.sent_id(action.get("id"))
 
     def wire_fields(self, action: Action) -> dict[str, Any]:
         fields = action.get("fields", {})
@@ -330,7 +330,7 @@ class RowChannel(SyncedChannel):
 
     def _obj(self) -> LoguxSynced | None:
         if not hasattr(self, "_cached_obj"):
-            pk = self.opts.python_id(self.params["id"])
+            pk = self.opts.sent_id(self.params["id"])
             obj = self.model._default_manager.filter(pk=pk).first()
             self._cached_obj = obj if obj is not None and obj.logux_can_read(self.user) else None
         return self._cached_obj

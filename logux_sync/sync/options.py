@@ -80,7 +80,9 @@ _JSON_NAMES = {
 def wire_types(field: models.Field[Any, Any]) -> tuple[tuple[type, ...], str] | None:
     """The exact Python types of the JSON values a client may send for `field` (`NoneType` when the
     field is nullable) and their description, or None when any JSON value may be sent."""
-    target = field.target_field if field.is_relation else field  # type: ignore[attr-defined]
+    target = field
+    while target.is_relation:  # a foreign key to a foreign key (a one-to-one primary key) is the last one's
+        target = target.target_field  # type: ignore[attr-defined]
     for field_class, types, name in _WIRE_TYPES:
         if isinstance(target, field_class):
             if not types:
@@ -231,14 +233,20 @@ class LoguxOptions:
         return obj
 
     def python_id(self, value: Any) -> Any:
-        """A client's row id as the model stores it. The id must be the row's wire id (`wire_id()`, a
-        string): `7`, `"07"` or `" 7"` would name row 7 on the server and another row on the client."""
-        if type(value) is not str:
-            raise WireError("id must be a string")
+        """A row id as the model stores it (ids this side wrote: addressing, tombstones)."""
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise WireError("id must be a string or a number")
         try:
-            pk = storable(self.id_field.to_python(value))
+            return storable(self.id_field.to_python(value))
         except (ValidationError, TypeError, ValueError) as exc:
             raise WireError(str(exc), field="id") from None
+
+    def sent_id(self, value: Any) -> Any:
+        """`python_id()` of an id a client sent, which must be the row's wire id (`wire_id()`, a string):
+        `7`, `"07"` or `" 7"` would name row 7 on the server and another row on the client."""
+        if type(value) is not str:
+            raise WireError("id must be a string")
+        pk = self.python_id(value)
         if str(pk) != value:
             raise WireError(f"{value!r} is not a wire id (the row's would be {str(pk)!r})", field="id")
         return pk
