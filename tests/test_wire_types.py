@@ -11,7 +11,7 @@ from django.db import models
 
 from logux_sync.exceptions import UnsyncableId
 from logux_sync.sync import delivery
-from logux_sync.sync.options import wire_types
+from logux_sync.sync.options import WireError, wire_types
 from logux_sync.testing import capture
 from tests.test_app.models import Counter, Note, Project, Task
 
@@ -191,3 +191,12 @@ def test_django_refuses_to_create_a_synced_row_whose_id_has_a_slash(sent: list) 
     task.title = "B"
     task.save()
     assert Task.objects.get(pk="old/row").title == "B"
+
+
+def test_a_number_too_large_for_a_float_field_is_a_wire_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """float(10**400) raises OverflowError, which is neither a ValueError nor a TypeError."""
+    opts = Counter.logux_options
+    monkeypatch.setattr(opts, "field", lambda name: models.FloatField(name=name))
+    with pytest.raises(WireError, match="value"):
+        opts.python_value("value", 10**400)
+    assert opts.python_value("value", 2) == 2.0

@@ -203,7 +203,7 @@ class LoguxOptions:
         target = field.target_field if field.is_relation else field  # type: ignore[attr-defined]
         try:
             return storable(target.to_python(value))
-        except (ValidationError, TypeError, ValueError) as exc:
+        except (ValidationError, TypeError, ValueError, OverflowError) as exc:  # 10**400 for a FloatField
             raise WireError(str(exc), field=name) from None
 
     @functools.cached_property
