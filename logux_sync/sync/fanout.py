@@ -53,8 +53,12 @@ def fanned_out(change: Change, channel: str, keys: Iterable[str], users: Iterabl
     """The meta of a change sent once for the bridge to fan out: the change's own, the row's channel
     and the match keys of the lists it belongs to (before or after it), without nodes; `users`: the
     only users whose nodes it may reach (a `readers` Q), None for every subscriber (`readers` True)."""
-    info: dict[str, Any] = {"channel": channel, "created": change.kind == "created", "keys": sorted(keys)}
-    info["plural"] = change.plural
+    info: dict[str, Any] = {
+        "channel": channel,
+        "created": change.kind == "created",
+        "keys": sorted(keys),
+        "plural": change.plural,
+    }
     if users is not None:
         info["users"] = sorted(users)
     meta: RawMeta = {**change.meta, META_KEY: info}
